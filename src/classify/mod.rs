@@ -1,0 +1,142 @@
+//! Classify a failure by how far the request got before it failed.
+//!
+//! Whether a failed request may be sent again depends on one question: *could the server have
+//! acted on it?* A connection that was refused never saw the request; an h2 stream refused with
+//! `REFUSED_STREAM` was, by RFC 9113 §8.7, not processed; but a connection reset *after* the
+//! request was written may come from a server that already charged the card and died before
+//! answering. [`FailureClass`] names these cases, and the classifiers here map errors (and,
+//! optionally, responses) to them. What to *do* with a class is the business of the retry policy
+//! ([`crate::reset_retry::policy`]), kept apart on purpose, as in tower-http's `classify`.
+//!
+//! The [`StandardClassifier`] walks the whole [`source()`](std::error::Error::source) chain of an
+//! error, so it sees the `io::Error` that hyper, hyper-util, h2, tonic or reqwest wrapped, however
+//! deep. Knowledge of those crates' own error types sits behind the features of the same names;
+//! `io::Error` kinds are recognised with no feature at all.
+//!
+//! | what the server did | what the client sees | class |
+//! |---|---|---|
+//! | refused the connection, or reset it before the request left | `ConnectionRefused`, a hyper-util connect error, `hyper::Error::is_canceled()` | [`NeverSent`](FailureClass::NeverSent) |
+//! | h2 `RST_STREAM(REFUSED_STREAM)`, graceful `GOAWAY` above the stream | remote `h2::Error` with that reason | [`Refused`](FailureClass::Refused) |
+//! | reset or closed the connection after reading the request | `ConnectionReset`, `ConnectionAborted`, `BrokenPipe`, `UnexpectedEof`, `hyper::Error::is_incomplete_message()` | [`UnknownOutcome`](FailureClass::UnknownOutcome) |
+//! | answered "unavailable" (opt-in, see [`StandardClassifier::unavailable_responses`]) | `503`, gRPC `UNAVAILABLE` in the headers | [`Unavailable`](FailureClass::Unavailable) |
+//! | anything else: timeouts, TLS, DNS, 4xx, application errors | | not a failure of this crate's kind (`None`) |
+
+mod chain;
+mod standard;
+
+pub use self::standard::StandardClassifier;
+
+use std::fmt;
+
+/// How far a failed request got: the fact the retry policy decides on.
+///
+/// The variants are ordered from "certainly not processed" to "may have been processed".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FailureClass {
+    /// The request never left the client: the connection was refused, failed to establish, or
+    /// was closed before the request was written. Safe to send again, whatever the method.
+    NeverSent,
+    /// The peer refused the request at the protocol level and promises it did not process it
+    /// (h2 `REFUSED_STREAM`, or a graceful `GOAWAY` whose last-stream-id is below the request's
+    /// stream). Safe to send again, whatever the method.
+    Refused,
+    /// The request was sent, at least in part, and the connection failed before a complete
+    /// response arrived. The server may or may not have acted on it: only idempotent requests
+    /// may be sent again.
+    UnknownOutcome,
+    /// The server (or a proxy in front of it) answered that it is unavailable, for example a
+    /// `503 Service Unavailable` or gRPC `UNAVAILABLE`. Only reported by a classifier that was
+    /// asked to look at responses. Treated like [`UnknownOutcome`](Self::UnknownOutcome) by the
+    /// standard policy: a `503` does not promise that nothing was done.
+    Unavailable,
+}
+
+impl FailureClass {
+    /// Returns `true` when the request certainly was not processed ([`NeverSent`](Self::NeverSent)
+    /// or [`Refused`](Self::Refused)), so sending it again is safe for any method.
+    pub const fn is_unprocessed(self) -> bool {
+        matches!(self, Self::NeverSent | Self::Refused)
+    }
+
+    /// A short, stable, lower-case name for logs and metrics, such as `"never_sent"`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::NeverSent => "never_sent",
+            Self::Refused => "refused",
+            Self::UnknownOutcome => "unknown_outcome",
+            Self::Unavailable => "unavailable",
+        }
+    }
+}
+
+impl fmt::Display for FailureClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Maps an error returned by the inner service to a [`FailureClass`], or to `None` when the
+/// error is not a connection failure this crate acts on.
+///
+/// [`StandardClassifier`] implements it for the error types of the clients this crate supports
+/// (and for [`BoxError`](tower::BoxError) and [`std::io::Error`]). To support your own error
+/// type, implement it and delegate to [`StandardClassifier::classify_chain`]:
+///
+/// ```
+/// use std::fmt;
+/// use tower_reset::classify::{ClassifyError, FailureClass, StandardClassifier};
+///
+/// #[derive(Debug)]
+/// struct MyError(std::io::Error);
+/// impl fmt::Display for MyError {
+///     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str("my error") }
+/// }
+/// impl std::error::Error for MyError {
+///     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> { Some(&self.0) }
+/// }
+///
+/// #[derive(Clone, Debug)]
+/// struct MyClassifier;
+/// impl ClassifyError<MyError> for MyClassifier {
+///     fn classify_error(&self, error: &MyError) -> Option<FailureClass> {
+///         StandardClassifier::new().classify_chain(error)
+///     }
+/// }
+///
+/// let reset = MyError(std::io::ErrorKind::ConnectionReset.into());
+/// assert_eq!(MyClassifier.classify_error(&reset), Some(FailureClass::UnknownOutcome));
+/// ```
+pub trait ClassifyError<E: ?Sized> {
+    /// Classifies `error`; `None` means "not a failure this crate retries".
+    fn classify_error(&self, error: &E) -> Option<FailureClass>;
+}
+
+/// Maps a response to a [`FailureClass`] when the response itself says the request failed in a
+/// retryable way (such as `503`), or to `None` for an ordinary response.
+///
+/// Off by default: [`StandardClassifier::new`] reports every response as a success.
+pub trait ClassifyResponse<Res: ?Sized> {
+    /// Classifies `response`; `None` means "a response to hand to the caller".
+    fn classify_response(&self, response: &Res) -> Option<FailureClass>;
+}
+
+impl<C, E> ClassifyError<E> for &C
+where
+    C: ClassifyError<E> + ?Sized,
+    E: ?Sized,
+{
+    fn classify_error(&self, error: &E) -> Option<FailureClass> {
+        (**self).classify_error(error)
+    }
+}
+
+impl<C, Res> ClassifyResponse<Res> for &C
+where
+    C: ClassifyResponse<Res> + ?Sized,
+    Res: ?Sized,
+{
+    fn classify_response(&self, response: &Res) -> Option<FailureClass> {
+        (**self).classify_response(response)
+    }
+}

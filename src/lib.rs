@@ -1,0 +1,75 @@
+//! Tower middleware that survives "connection reset by peer", safely.
+//!
+//! A client that talks to real servers meets `ECONNRESET` (errno 104): a pooled keep-alive
+//! connection the server already closed, an overloaded server, a proxy that cuts idle
+//! connections, a restart. Sending the request again usually fixes it, but not always safely:
+//! a connection reset *after* the request was written may come from a server that already acted
+//! on it, and a blind retry of a POST can charge a customer twice.
+//!
+//! This crate answers the question "may this request go out again?" by how far the request got:
+//!
+//! * **never sent** (connection refused, closed before the request was written): safe to
+//!   retry, whatever the method;
+//! * **refused by the protocol** (h2 `REFUSED_STREAM`, graceful `GOAWAY`): safe to retry,
+//!   whatever the method;
+//! * **unknown outcome** (reset or closed after the request was sent): retried only for
+//!   idempotent requests (GET, HEAD, OPTIONS, TRACE, PUT, DELETE, or a request with an
+//!   `Idempotency-Key` header).
+//!
+//! # Layers
+//!
+//! | layer | question | module |
+//! |---|---|---|
+//! | [`ResetRetryLayer`] | **whether** a failed request may be tried again | [`reset_retry`] |
+//!
+//! Each retry carries an [`AttemptRecord`](attempt::AttemptRecord) in its request extensions, so
+//! that layers below can act on it (see [`attempt`]).
+//!
+//! # Example
+//!
+//! ```
+//! use bytes::Bytes;
+//! use http_body_util::Full;
+//! use hyper_util::client::legacy::Client;
+//! use hyper_util::rt::TokioExecutor;
+//! use tower::{Service, ServiceBuilder, ServiceExt};
+//! use tower_reset::ResetRetryLayer;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+//! let mut service = ServiceBuilder::new()
+//!     .layer(ResetRetryLayer::new())
+//!     .service(client);
+//!
+//! let request = http::Request::get("http://127.0.0.1:3000/").body(Full::default())?;
+//! let response = service.ready().await?.call(request).await?;
+//! println!("{}", response.status());
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Feature flags
+//!
+//! The default build depends only on `tower`, `tower-service`, `tokio` (time), `http` and
+//! `pin-project-lite`, and recognises `std::io::Error` kinds anywhere in an error chain. The
+//! features teach the classifier other crates' error types:
+//!
+//! | feature | what it adds |
+//! |---|---|
+//! | `hyper` | `hyper::Error`: canceled (never sent), incomplete message (unknown outcome) |
+//! | `hyper-util` | hyper-util legacy client connect errors (never sent); implies `hyper` |
+//! | `h2` | `h2::Error`: `REFUSED_STREAM`, `GOAWAY`, and the io error inside |
+//! | `tonic` | `tonic::Status` (classified through its source, never by its code); implies `h2`, `hyper` |
+//! | `reqwest` | `reqwest::Error` connect errors; implies `hyper-util` |
+//! | `tracing` | `tracing` events for each retry and each refusal to retry |
+
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+pub mod attempt;
+pub mod classify;
+mod config_error;
+pub mod reset_retry;
+mod trace;
+
+pub use self::config_error::ConfigError;
+pub use self::reset_retry::{ResetRetry, ResetRetryLayer};

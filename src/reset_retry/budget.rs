@@ -1,0 +1,275 @@
+//! The retry budget: retries may add only so much to the load.
+//!
+//! Attempt limits bound the cost of one request; they do not bound the cost of an outage. When
+//! every request fails, three attempts each triple the load on a server that is already down.
+//! A budget caps retries as a share of the requests sent: with the defaults, retries add at most
+//! 20% to the load, plus 10 per second so that a quiet client can still retry.
+//!
+//! [`RetryBudget`] counts requests and retries in a sliding window of ten slots, without locks:
+//! each slot is one atomic word holding both the slot's epoch and its count, so a slot that
+//! moves on to a new epoch resets its count in the same compare-and-swap that increments it.
+//! Requests and retries are counted as whole numbers and compared only when a retry is asked
+//! for, so the measured ratio converges on the configured one; tower's `TpsBudget` instead
+//! rounds a per-request deposit to an integer, which lets small ratios drift upwards.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::ConfigError;
+
+/// Decides whether a retry may be spent, given the requests seen.
+///
+/// One budget is shared by every service a [`ResetRetryLayer`](crate::ResetRetryLayer) makes.
+pub trait Budget: Send + Sync {
+    /// Records a request that could be retried.
+    fn deposit(&self);
+
+    /// Spends one retry if the budget allows it; returns whether it did.
+    fn try_withdraw(&self) -> bool;
+}
+
+impl<B: Budget + ?Sized> Budget for Arc<B> {
+    fn deposit(&self) {
+        (**self).deposit()
+    }
+    fn try_withdraw(&self) -> bool {
+        (**self).try_withdraw()
+    }
+}
+
+/// Number of slots in the sliding window.
+const SLOTS: usize = 10;
+/// Bits of a slot word that hold the count; the rest hold the epoch.
+const COUNT_BITS: u32 = 40;
+const COUNT_MASK: u64 = (1 << COUNT_BITS) - 1;
+/// Epochs wrap at 2^24; only their distance modulo 2^24 is ever compared.
+const EPOCH_MASK: u64 = (1 << (64 - COUNT_BITS)) - 1;
+
+/// A retry budget: retries may add at most `ratio` of the requests seen in the window, plus
+/// `min_per_second` retries per second.
+///
+/// Only requests that could be retried are deposited: a request the policy would never retry
+/// does not raise the allowance, so the budget errs on the side of fewer retries.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_reset::reset_retry::{Budget, RetryBudget};
+///
+/// // Retries may add 10% to the load, with no allowance for quiet periods.
+/// let budget = RetryBudget::new(0.1, 0, Duration::from_secs(10))?;
+/// for _ in 0..100 {
+///     budget.deposit();
+/// }
+/// let granted = (0..100).filter(|_| budget.try_withdraw()).count();
+/// assert_eq!(granted, 10);
+/// # Ok::<(), tower_reset::ConfigError>(())
+/// ```
+pub struct RetryBudget {
+    ratio: f64,
+    min_per_second: u32,
+    window: Duration,
+    reserve: f64,
+    slot_nanos: u64,
+    start: Instant,
+    requests: [AtomicU64; SLOTS],
+    retries: [AtomicU64; SLOTS],
+}
+
+impl RetryBudget {
+    /// Default share of retries: 20% of the requests.
+    pub const DEFAULT_RATIO: f64 = 0.2;
+    /// Default allowance for quiet clients: 10 retries per second.
+    pub const DEFAULT_MIN_PER_SECOND: u32 = 10;
+    /// Default window: 10 seconds.
+    pub const DEFAULT_WINDOW: Duration = Duration::from_secs(10);
+
+    /// A budget that lets retries add `ratio` of the requests seen in the last `window`, plus
+    /// `min_per_second` retries per second of the window.
+    ///
+    /// # Errors
+    ///
+    /// `ratio` must be a finite number from 0 to 1000; `window` from 1 second to 1 hour;
+    /// `min_per_second` at most 1,000,000.
+    pub fn new(ratio: f64, min_per_second: u32, window: Duration) -> Result<Self, ConfigError> {
+        if !ratio.is_finite() || !(0.0..=1000.0).contains(&ratio) {
+            return Err(ConfigError::new(
+                "budget ratio",
+                format!("must be a finite number from 0 to 1000, got {ratio}"),
+            ));
+        }
+        if window < Duration::from_secs(1) || window > Duration::from_secs(3600) {
+            return Err(ConfigError::new(
+                "budget window",
+                format!("must be from 1 s to 1 h, got {window:?}"),
+            ));
+        }
+        if min_per_second > 1_000_000 {
+            return Err(ConfigError::new(
+                "budget min_per_second",
+                format!("must be at most 1000000, got {min_per_second}"),
+            ));
+        }
+        Ok(Self {
+            ratio,
+            min_per_second,
+            window,
+            reserve: f64::from(min_per_second) * window.as_secs_f64(),
+            slot_nanos: (window.as_nanos() / SLOTS as u128) as u64,
+            start: Instant::now(),
+            requests: Default::default(),
+            retries: Default::default(),
+        })
+    }
+
+    /// The configured share of retries.
+    pub fn ratio(&self) -> f64 {
+        self.ratio
+    }
+
+    /// The configured retries per second allowed regardless of load.
+    pub fn min_per_second(&self) -> u32 {
+        self.min_per_second
+    }
+
+    /// The configured window.
+    pub fn window(&self) -> Duration {
+        self.window
+    }
+
+    fn epoch(&self) -> u64 {
+        let elapsed = Instant::now().saturating_duration_since(self.start);
+        ((elapsed.as_nanos() / u128::from(self.slot_nanos)) as u64) & EPOCH_MASK
+    }
+
+    fn sum(&self, slots: &[AtomicU64; SLOTS], epoch: u64) -> u64 {
+        slots
+            .iter()
+            .map(|slot| {
+                let (slot_epoch, count) = unpack(slot.load(Ordering::Acquire));
+                if age(epoch, slot_epoch) < SLOTS as u64 {
+                    count
+                } else {
+                    0
+                }
+            })
+            .sum()
+    }
+}
+
+impl Default for RetryBudget {
+    fn default() -> Self {
+        Self::new(
+            Self::DEFAULT_RATIO,
+            Self::DEFAULT_MIN_PER_SECOND,
+            Self::DEFAULT_WINDOW,
+        )
+        .expect("the default budget is valid")
+    }
+}
+
+impl Budget for RetryBudget {
+    fn deposit(&self) {
+        let epoch = self.epoch();
+        increment(&self.requests[epoch as usize % SLOTS], epoch);
+    }
+
+    fn try_withdraw(&self) -> bool {
+        let epoch = self.epoch();
+        let requests = self.sum(&self.requests, epoch) as f64;
+        let retries = self.sum(&self.retries, epoch) as f64;
+        if retries + 1.0 > self.ratio * requests + self.reserve {
+            return false;
+        }
+        increment(&self.retries[epoch as usize % SLOTS], epoch);
+        true
+    }
+}
+
+impl fmt::Debug for RetryBudget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RetryBudget")
+            .field("ratio", &self.ratio)
+            .field("min_per_second", &self.min_per_second)
+            .field("window", &self.window)
+            .finish()
+    }
+}
+
+fn pack(epoch: u64, count: u64) -> u64 {
+    (epoch << COUNT_BITS) | (count & COUNT_MASK)
+}
+
+fn unpack(word: u64) -> (u64, u64) {
+    (word >> COUNT_BITS, word & COUNT_MASK)
+}
+
+/// How many epochs `then` lies before `now`, modulo the epoch width.
+fn age(now: u64, then: u64) -> u64 {
+    now.wrapping_sub(then) & EPOCH_MASK
+}
+
+/// Adds one to the slot's count for `epoch`, first resetting a slot left over from an older
+/// epoch. A caller that read the clock just before the slot moved on adds to the newer epoch.
+fn increment(slot: &AtomicU64, epoch: u64) {
+    let mut current = slot.load(Ordering::Relaxed);
+    loop {
+        let (slot_epoch, count) = unpack(current);
+        let next = if slot_epoch == epoch {
+            pack(epoch, count.saturating_add(1).min(COUNT_MASK))
+        } else if age(epoch, slot_epoch) < (EPOCH_MASK >> 1) {
+            // The slot holds an older epoch: start it afresh.
+            pack(epoch, 1)
+        } else {
+            // The slot already moved past our reading of the clock.
+            pack(slot_epoch, count.saturating_add(1).min(COUNT_MASK))
+        };
+        match slot.compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Relaxed) {
+            Ok(_) => return,
+            Err(actual) => current = actual,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn old_slots_leave_the_window() {
+        let budget = RetryBudget::new(0.5, 0, Duration::from_secs(10)).unwrap();
+        for _ in 0..10 {
+            budget.deposit();
+        }
+        assert!(budget.try_withdraw());
+        tokio::time::advance(Duration::from_secs(11)).await;
+        // The deposits are out of the window, and so is the retry.
+        assert!(!budget.try_withdraw());
+        budget.deposit();
+        budget.deposit();
+        assert!(budget.try_withdraw());
+        assert!(!budget.try_withdraw());
+    }
+
+    #[test]
+    fn epochs_compare_across_wrap() {
+        assert_eq!(age(3, EPOCH_MASK - 1), 5);
+        assert_eq!(age(5, 5), 0);
+    }
+
+    #[test]
+    fn invalid_budgets_are_rejected() {
+        let window = Duration::from_secs(10);
+        assert!(RetryBudget::new(f64::NAN, 0, window).is_err());
+        assert!(RetryBudget::new(-0.1, 0, window).is_err());
+        assert!(RetryBudget::new(f64::INFINITY, 0, window).is_err());
+        assert!(RetryBudget::new(0.2, 0, Duration::from_millis(10)).is_err());
+        assert!(RetryBudget::new(0.2, 2_000_000, window).is_err());
+        assert!(RetryBudget::new(0.0, 0, window).is_ok());
+    }
+}

@@ -1,0 +1,220 @@
+//! Decide **whether** a failed request may go out again.
+//!
+//! [`ResetRetry`] sends a request again when the connection under it failed, and only when that
+//! is safe. Three questions are asked, in this order, each by its own part:
+//!
+//! 1. *Is this a connection failure, and how far did the request get?* The classifier
+//!    ([`crate::classify`]) answers with a [`FailureClass`](crate::classify::FailureClass), or
+//!    with "not ours" for timeouts, TLS errors, 4xx and the like, which are returned untouched.
+//! 2. *May another attempt start?* The limits: at most `max_attempts` in total, an optional
+//!    deadline, and a [`Budget`] shared by every service of the layer so that retries cannot
+//!    multiply the load of a struggling server. Protocol refusals (h2 `REFUSED_STREAM`, graceful
+//!    `GOAWAY`) do not spend the budget, since the server did no work, but still count against
+//!    `max_attempts`.
+//! 3. *Is it safe to send this request again?* The [`policy`]: by default, a request the server
+//!    never processed may be retried whatever its method, and a request whose outcome is unknown
+//!    only if it is idempotent.
+//!
+//! When any answer is no, the error of the last attempt is returned as it is: not wrapped, so
+//! `downcast_ref` and `source()` work as if the layer were not there.
+//!
+//! # Cost
+//!
+//! A request that can never be retried (the policy's [`may_retry`](policy::Policy::may_retry)
+//! says so, the request cannot be copied, or `max_attempts` is 1) goes straight to the inner
+//! service: no copy, no allocation, no clock read. A retryable request is copied once before it
+//! is sent (the copy is needed because sending consumes the body), deposits into the budget, and
+//! keeps a clone of the inner service for the next attempt.
+//!
+//! # What a retry cannot fix
+//!
+//! A connection that fails in the middle of the response *body* fails after the service call
+//! returned its response: that error reaches the caller while reading the body, out of reach of
+//! this layer. And a retry cannot undo a request the server already processed: that is why the
+//! policy refuses to repeat non-idempotent requests whose outcome is unknown.
+//!
+//! # Examples
+//!
+//! ```
+//! use bytes::Bytes;
+//! use http_body_util::Full;
+//! use hyper_util::client::legacy::Client;
+//! use hyper_util::rt::TokioExecutor;
+//! use tower::ServiceBuilder;
+//! use tower_reset::ResetRetryLayer;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+//! let service = ServiceBuilder::new()
+//!     .layer(ResetRetryLayer::new())
+//!     .service(client);
+//! # let _ = service;
+//! # }
+//! ```
+
+mod budget;
+pub mod future;
+mod layer;
+pub mod policy;
+
+pub use self::budget::{Budget, RetryBudget};
+pub use self::future::ResponseFuture;
+pub use self::layer::{Builder, ResetRetryLayer};
+
+use std::fmt;
+use std::mem;
+use std::task::{Context, Poll};
+
+use tokio::time::Instant;
+use tower_service::Service;
+
+use self::future::RetryState;
+use self::layer::Limits;
+use self::policy::{CloneBody, CloneRequest, Policy, Standard};
+use crate::attempt::{AttemptHistory, AttemptRequest, AttemptResponse, HistoryObserver};
+use crate::classify::{ClassifyError, ClassifyResponse, StandardClassifier};
+
+/// Sends a failed request again when the connection failed and doing so is safe; see the
+/// [module documentation](self).
+///
+/// Made by [`ResetRetryLayer`].
+pub struct ResetRetry<S, P = Standard, C = StandardClassifier, R = CloneBody> {
+    inner: S,
+    policy: P,
+    classifier: C,
+    cloner: R,
+    limits: Limits,
+}
+
+impl<S> ResetRetry<S> {
+    /// Wraps `inner` with the standard settings of [`ResetRetryLayer::new`], including a budget
+    /// of its own.
+    pub fn new(inner: S) -> Self {
+        Self::from_parts(
+            inner,
+            Standard::new(),
+            StandardClassifier::new(),
+            CloneBody,
+            Limits::standard(),
+        )
+    }
+}
+
+impl<S, P, C, R> ResetRetry<S, P, C, R> {
+    pub(crate) fn from_parts(inner: S, policy: P, classifier: C, cloner: R, limits: Limits) -> Self {
+        Self {
+            inner,
+            policy,
+            classifier,
+            cloner,
+            limits,
+        }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, P, C, R, Req> Service<Req> for ResetRetry<S, P, C, R>
+where
+    Req: AttemptRequest,
+    S: Service<Req> + Clone,
+    S::Response: AttemptResponse,
+    P: Policy + Clone,
+    C: ClassifyError<S::Error> + ClassifyResponse<S::Response> + Clone,
+    R: CloneRequest<Req> + Clone,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = ResponseFuture<S, P, C, R, Req>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Req) -> Self::Future {
+        let copy = if self.limits.max_attempts > 1 && self.policy.may_retry(&request) {
+            self.cloner.clone_request(&request)
+        } else {
+            None
+        };
+        let Some(copy) = copy else {
+            // Fast path: this request is sent once, as it is.
+            if let Some(observer) = request.extensions().get::<HistoryObserver>() {
+                observer.record(AttemptHistory::single());
+            }
+            return ResponseFuture::once(self.inner.call(request));
+        };
+
+        if let Some(budget) = &self.limits.budget {
+            budget.deposit();
+        }
+        let deadline = self
+            .limits
+            .deadline
+            .and_then(|deadline| Instant::now().checked_add(deadline));
+        let observer = request.extensions().get::<HistoryObserver>().cloned();
+
+        // `self.inner` was polled ready: it is the one that takes this request. A clone, not yet
+        // ready, takes its place, and the ready one travels in the future for the retries, which
+        // poll it ready again before each call.
+        let clone = self.inner.clone();
+        let mut ready = mem::replace(&mut self.inner, clone);
+        let future = ready.call(request);
+        ResponseFuture::retrying(
+            future,
+            RetryState {
+                service: ready,
+                policy: self.policy.clone(),
+                classifier: self.classifier.clone(),
+                cloner: self.cloner.clone(),
+                copy: Some(copy),
+                attempt: 1,
+                max_attempts: self.limits.max_attempts,
+                deadline,
+                budget: self.limits.budget.clone(),
+                failures: Vec::new(),
+                observer,
+            },
+        )
+    }
+}
+
+impl<S: Clone, P: Clone, C: Clone, R: Clone> Clone for ResetRetry<S, P, C, R> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            policy: self.policy.clone(),
+            classifier: self.classifier.clone(),
+            cloner: self.cloner.clone(),
+            limits: self.limits.clone(),
+        }
+    }
+}
+
+impl<S: fmt::Debug, P: fmt::Debug, C: fmt::Debug, R: fmt::Debug> fmt::Debug
+    for ResetRetry<S, P, C, R>
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResetRetry")
+            .field("inner", &self.inner)
+            .field("policy", &self.policy)
+            .field("classifier", &self.classifier)
+            .field("cloner", &self.cloner)
+            .field("limits", &self.limits)
+            .finish()
+    }
+}

@@ -31,9 +31,21 @@ pub(super) fn classify(error: &(dyn Error + 'static)) -> Option<FailureClass> {
                 break;
             }
         }
-        link = err.source();
+        link = next_link(err);
     }
     verdict
+}
+
+/// The error below `err` in the chain.
+///
+/// `io::Error::source()` skips the error an `io::Error` wraps and returns *that* error's source,
+/// so an `io::Error` directly inside another (`io::Error::other(io::Error::from(..))`) would never
+/// be seen. For io errors, follow `get_ref()` instead.
+fn next_link<'a>(err: &'a (dyn Error + 'static)) -> Option<&'a (dyn Error + 'static)> {
+    match err.downcast_ref::<io::Error>() {
+        Some(io) => io.get_ref().map(|inner| inner as &(dyn Error + 'static)),
+        None => err.source(),
+    }
 }
 
 /// Of two verdicts found in one chain, the one that knows more about whether the request was

@@ -11,6 +11,8 @@
 //! caller attached to the request, which is the way to learn the history of a request that
 //! failed (the error itself is returned untouched).
 
+use std::any::Any;
+use std::error::Error;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -18,6 +20,7 @@ use http::{Extensions, HeaderMap, Method, Uri};
 use tokio::time::Instant;
 
 use crate::classify::FailureClass;
+use crate::hint::ServerHint;
 
 /// What an attempt after the first knows about the attempts before it.
 ///
@@ -43,23 +46,58 @@ use crate::classify::FailureClass;
 pub struct AttemptRecord {
     number: u32,
     previous_failure: Option<FailureClass>,
+    first_failure: Option<FailureClass>,
+    hint: Option<ServerHint>,
     deadline: Option<Instant>,
+    seed: u64,
 }
 
 impl AttemptRecord {
-    /// The record of a first attempt: number 1, no previous failure, no deadline.
+    /// The record of a first attempt: number 1, no failure, no hint, no deadline.
     pub const FIRST: AttemptRecord = AttemptRecord {
         number: 1,
         previous_failure: None,
+        first_failure: None,
+        hint: None,
         deadline: None,
+        seed: 0,
     };
 
-    pub(crate) fn retry(number: u32, previous: FailureClass, deadline: Option<Instant>) -> Self {
+    /// The record of retry `number` (2 or more). Public so that the layers below
+    /// [`ResetRetry`](crate::ResetRetry) can be tested alone; `ResetRetry` fills it in.
+    pub fn retry(number: u32, previous_failure: FailureClass) -> Self {
         Self {
-            number,
-            previous_failure: Some(previous),
-            deadline,
+            number: number.max(2),
+            previous_failure: Some(previous_failure),
+            first_failure: Some(previous_failure),
+            hint: None,
+            deadline: None,
+            seed: 0,
         }
+    }
+
+    /// The class of the first failure of the request, when it differs from the previous one.
+    pub fn with_first_failure(mut self, first_failure: FailureClass) -> Self {
+        self.first_failure = Some(first_failure);
+        self
+    }
+
+    /// What the server said about retrying, in the response that failed.
+    pub fn with_hint(mut self, hint: Option<ServerHint>) -> Self {
+        self.hint = hint;
+        self
+    }
+
+    /// The instant after which no attempt may start.
+    pub fn with_deadline(mut self, deadline: Option<Instant>) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    /// The request's random seed.
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
     }
 
     /// The record carried by `request`, or [`AttemptRecord::FIRST`] when it carries none.
@@ -85,11 +123,79 @@ impl AttemptRecord {
         self.previous_failure
     }
 
+    /// Why the first attempt failed; `None` for a first attempt.
+    pub fn first_failure(&self) -> Option<FailureClass> {
+        self.first_failure
+    }
+
+    /// What the server said about retrying in the failed response (`Retry-After`,
+    /// `grpc-retry-pushback-ms`), if it said anything.
+    pub fn hint(&self) -> Option<ServerHint> {
+        self.hint
+    }
+
     /// The instant after which no further attempt may start, if a deadline was configured.
     pub fn deadline(&self) -> Option<Instant> {
         self.deadline
     }
+
+    /// A random number drawn once per request and the same for all its attempts, for layers
+    /// that need per-request randomness (such as backoff jitter).
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
 }
+
+/// The error an inner layer returns instead of sending an attempt that must not go out: the
+/// backoff would end after the deadline, or the server asked for a longer wait than allowed.
+///
+/// [`ResetRetry`](crate::ResetRetry) recognises it and hands the caller the outcome of the
+/// previous attempt instead, so the caller never sees this error when the layers are stacked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptAbandoned {
+    reason: &'static str,
+}
+
+impl AttemptAbandoned {
+    /// An abandoned attempt, with the reason in plain words.
+    pub fn new(reason: &'static str) -> Self {
+        Self { reason }
+    }
+
+    /// Why the attempt was not sent.
+    pub fn reason(&self) -> &'static str {
+        self.reason
+    }
+
+    /// Whether `error` (a `BoxError` or any error type, through its `source()` chain) is an
+    /// abandoned attempt.
+    pub(crate) fn is<E: Any>(error: &E) -> bool {
+        let any: &dyn Any = error;
+        if any.is::<AttemptAbandoned>() {
+            return true;
+        }
+        let Some(boxed) = any.downcast_ref::<tower::BoxError>() else {
+            return false;
+        };
+        let mut link: Option<&(dyn Error + 'static)> = Some(&**boxed);
+        for _ in 0..8 {
+            let Some(err) = link else { break };
+            if err.is::<AttemptAbandoned>() {
+                return true;
+            }
+            link = err.source();
+        }
+        false
+    }
+}
+
+impl fmt::Display for AttemptAbandoned {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "retry abandoned: {}", self.reason)
+    }
+}
+
+impl Error for AttemptAbandoned {}
 
 /// What happened to one request across all its attempts.
 ///
@@ -210,13 +316,19 @@ impl<B> AttemptRequest for http::Request<B> {
     }
 }
 
-/// A response that can carry an [`AttemptHistory`]. Implemented for [`http::Response<B>`].
+/// A response that can carry an [`AttemptHistory`], and whose headers may hold a
+/// [`ServerHint`]. Implemented for [`http::Response<B>`].
 pub trait AttemptResponse {
+    /// The response headers, read for `Retry-After` and `grpc-retry-pushback-ms`.
+    fn headers(&self) -> &HeaderMap;
     /// The response extensions, where the [`AttemptHistory`] is put.
     fn extensions_mut(&mut self) -> &mut Extensions;
 }
 
 impl<B> AttemptResponse for http::Response<B> {
+    fn headers(&self) -> &HeaderMap {
+        self.headers()
+    }
     fn extensions_mut(&mut self) -> &mut Extensions {
         self.extensions_mut()
     }

@@ -35,6 +35,7 @@
 //! use tower::{Service, ServiceBuilder, ServiceExt};
 //! use tower_reset::ResetRetryLayer;
 //!
+//! # #[cfg(feature = "hyper-util")] // the classifier needs to know hyper-util's error type
 //! # async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 //! let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
 //! let mut service = ServiceBuilder::new()
@@ -68,8 +69,14 @@
 pub mod attempt;
 pub mod classify;
 mod config_error;
+pub mod hint;
 pub mod reset_retry;
 mod trace;
 
 pub use self::config_error::ConfigError;
+
+/// The README's examples, compiled as doctests so that they stay true.
+#[cfg(all(doctest, feature = "hyper-util"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 pub use self::reset_retry::{ResetRetry, ResetRetryLayer};

@@ -107,6 +107,11 @@ impl fmt::Display for FailureClass {
 /// let reset = MyError(std::io::ErrorKind::ConnectionReset.into());
 /// assert_eq!(MyClassifier.classify_error(&reset), Some(FailureClass::UnknownOutcome));
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot classify errors of type `{E}`",
+    note = "for a client's own error type, enable the tower-reset feature of that client (`hyper-util`, `tonic`, `reqwest`)",
+    note = "or convert the inner service's errors to `tower::BoxError`, e.g. with `.map_err(tower::BoxError::from)`"
+)]
 pub trait ClassifyError<E: ?Sized> {
     /// Classifies `error`; `None` means "not a failure this crate retries".
     fn classify_error(&self, error: &E) -> Option<FailureClass>;

@@ -2,9 +2,11 @@
 
 use std::fmt;
 use std::future::Future;
+use std::hash::{BuildHasher, RandomState};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
+use std::time::SystemTime;
 
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
@@ -12,8 +14,12 @@ use tower_service::Service;
 
 use super::budget::Budget;
 use super::policy::{Action, Attempt, CloneRequest, Policy};
-use crate::attempt::{AttemptHistory, AttemptRecord, AttemptRequest, AttemptResponse, HistoryObserver};
+use crate::attempt::{
+    AttemptAbandoned, AttemptHistory, AttemptRecord, AttemptRequest, AttemptResponse,
+    HistoryObserver,
+};
 use crate::classify::{ClassifyError, ClassifyResponse, FailureClass};
+use crate::hint::ServerHint;
 use crate::trace::event;
 
 pin_project! {
@@ -40,7 +46,10 @@ pin_project! {
 }
 
 /// Everything a retryable request needs between attempts.
-pub(super) struct RetryState<S, P, C, R, Req> {
+pub(super) struct RetryState<S, P, C, R, Req>
+where
+    S: Service<Req>,
+{
     pub(super) service: S,
     pub(super) policy: P,
     pub(super) classifier: C,
@@ -54,6 +63,11 @@ pub(super) struct RetryState<S, P, C, R, Req> {
     pub(super) budget: Option<Arc<dyn Budget>>,
     pub(super) failures: Vec<FailureClass>,
     pub(super) observer: Option<HistoryObserver>,
+    /// The outcome of the attempt before the one under way, handed to the caller if an inner
+    /// layer abandons the attempt under way (see [`AttemptAbandoned`]).
+    pub(super) last: Option<Result<S::Response, S::Error>>,
+    /// Drawn at the first retry; the same for every attempt of the request.
+    pub(super) seed: Option<u64>,
 }
 
 impl<S, P, C, R, Req> ResponseFuture<S, P, C, R, Req>
@@ -80,6 +94,7 @@ where
     Req: AttemptRequest,
     S: Service<Req>,
     S::Response: AttemptResponse,
+    S::Error: 'static,
     P: Policy,
     C: ClassifyError<S::Error> + ClassifyResponse<S::Response>,
     R: CloneRequest<Req>,
@@ -95,18 +110,35 @@ where
                     let Some(retry) = this.retry.as_mut() else {
                         return Poll::Ready(result);
                     };
-                    let failure = match &result {
-                        Ok(response) => retry.classifier.classify_response(response),
-                        Err(error) => retry.classifier.classify_error(error),
+                    if let Err(error) = &result {
+                        if retry.attempt > 1 && AttemptAbandoned::is(error) {
+                            // An inner layer refused to send this attempt (it would have
+                            // started after the deadline, say): the caller gets the real
+                            // outcome of the attempt before it.
+                            return Poll::Ready(retry.abandon(result));
+                        }
+                    }
+                    let (failure, hint) = match &result {
+                        Ok(response) => {
+                            let failure = retry.classifier.classify_response(response);
+                            let hint = failure.and_then(|_| {
+                                ServerHint::from_headers(response.headers(), SystemTime::now())
+                            });
+                            (failure, hint)
+                        }
+                        Err(error) => (retry.classifier.classify_error(error), None),
                     };
                     let Some(failure) = failure else {
                         return Poll::Ready(retry.finish(result));
                     };
                     retry.failures.push(failure);
-                    match retry.next_request(failure) {
-                        Some(request) => this.state.set(State::Waiting {
-                            request: Some(request),
-                        }),
+                    match retry.next_request(failure, hint) {
+                        Some(request) => {
+                            retry.last = Some(result);
+                            this.state.set(State::Waiting {
+                                request: Some(request),
+                            });
+                        }
                         None => return Poll::Ready(retry.finish(result)),
                     }
                 }
@@ -131,18 +163,22 @@ where
 impl<S, P, C, R, Req> RetryState<S, P, C, R, Req>
 where
     Req: AttemptRequest,
+    S: Service<Req>,
     P: Policy,
     R: CloneRequest<Req>,
 {
     /// The request for the next attempt, or `None` when the failure of the attempt under way
     /// must be returned: no attempts left, deadline passed, policy says no, budget spent.
-    fn next_request(&mut self, failure: FailureClass) -> Option<Req> {
+    fn next_request(&mut self, failure: FailureClass, hint: Option<ServerHint>) -> Option<Req> {
         let attempt = self.attempt;
         if attempt >= self.max_attempts {
             event!(debug, attempt, %failure, "no retry: attempts exhausted");
             return None;
         }
-        if self.deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+        if self
+            .deadline
+            .is_some_and(|deadline| Instant::now() >= deadline)
+        {
             event!(debug, attempt, %failure, "no retry: deadline passed");
             return None;
         }
@@ -171,18 +207,53 @@ where
         } else {
             self.copy.take()?
         };
-        request
-            .extensions_mut()
-            .insert(AttemptRecord::retry(next, failure, self.deadline));
+        let first_failure = self.failures.first().copied().unwrap_or(failure);
+        let seed = *self
+            .seed
+            .get_or_insert_with(|| RandomState::new().hash_one(next));
+        let record = AttemptRecord::retry(next, failure)
+            .with_first_failure(first_failure)
+            .with_hint(hint)
+            .with_deadline(self.deadline)
+            .with_seed(seed);
+        request.extensions_mut().insert(record);
         self.attempt = next;
         event!(info, attempt = next, %failure, "retrying after a connection failure");
         Some(request)
     }
 }
 
-impl<S, P, C, R, Req> RetryState<S, P, C, R, Req> {
+impl<S, P, C, R, Req> RetryState<S, P, C, R, Req>
+where
+    S: Service<Req>,
+    S::Response: AttemptResponse,
+{
+    /// The attempt under way was abandoned before it was sent: hands the caller the outcome of
+    /// the attempt before it.
+    fn abandon(
+        &mut self,
+        abandoned: Result<S::Response, S::Error>,
+    ) -> Result<S::Response, S::Error> {
+        event!(
+            debug,
+            attempt = self.attempt,
+            "no retry: an inner layer abandoned the attempt"
+        );
+        match self.last.take() {
+            Some(last) => {
+                self.attempt -= 1;
+                self.finish(last)
+            }
+            None => self.finish(abandoned),
+        }
+    }
+
     /// Hands the outcome to the caller, recording the history where someone looks for it.
-    fn finish<T: AttemptResponse, E>(&mut self, mut result: Result<T, E>) -> Result<T, E> {
+    fn finish(
+        &mut self,
+        mut result: Result<S::Response, S::Error>,
+    ) -> Result<S::Response, S::Error> {
+        self.last = None;
         let multiple = self.attempt > 1;
         if multiple || self.observer.is_some() {
             let history = AttemptHistory::new(self.attempt, std::mem::take(&mut self.failures));

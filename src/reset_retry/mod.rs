@@ -102,7 +102,13 @@ impl<S> ResetRetry<S> {
 }
 
 impl<S, P, C, R> ResetRetry<S, P, C, R> {
-    pub(crate) fn from_parts(inner: S, policy: P, classifier: C, cloner: R, limits: Limits) -> Self {
+    pub(crate) fn from_parts(
+        inner: S,
+        policy: P,
+        classifier: C,
+        cloner: R,
+        limits: Limits,
+    ) -> Self {
         Self {
             inner,
             policy,
@@ -133,6 +139,7 @@ where
     Req: AttemptRequest,
     S: Service<Req> + Clone,
     S::Response: AttemptResponse,
+    S::Error: 'static,
     P: Policy + Clone,
     C: ClassifyError<S::Error> + ClassifyResponse<S::Response> + Clone,
     R: CloneRequest<Req> + Clone,
@@ -188,6 +195,8 @@ where
                 budget: self.limits.budget.clone(),
                 failures: Vec::new(),
                 observer,
+                last: None,
+                seed: None,
             },
         )
     }

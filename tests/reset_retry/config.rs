@@ -7,7 +7,10 @@ use tower_reset::ResetRetryLayer;
 
 #[test]
 fn zero_attempts_is_rejected() {
-    let error = ResetRetryLayer::builder().max_attempts(0).build().unwrap_err();
+    let error = ResetRetryLayer::builder()
+        .max_attempts(0)
+        .build()
+        .unwrap_err();
     assert_eq!(error.setting(), "max_attempts");
     assert_eq!(
         error.to_string(),
@@ -17,22 +20,38 @@ fn zero_attempts_is_rejected() {
 
 #[test]
 fn absurd_attempt_counts_are_rejected() {
-    assert!(ResetRetryLayer::builder().max_attempts(101).build().is_err());
-    assert!(ResetRetryLayer::builder().max_attempts(u32::MAX).build().is_err());
+    assert!(ResetRetryLayer::builder()
+        .max_attempts(101)
+        .build()
+        .is_err());
+    assert!(ResetRetryLayer::builder()
+        .max_attempts(u32::MAX)
+        .build()
+        .is_err());
     assert!(ResetRetryLayer::builder().max_attempts(1).build().is_ok());
     assert!(ResetRetryLayer::builder().max_attempts(100).build().is_ok());
 }
 
 #[test]
 fn a_zero_deadline_is_rejected() {
-    let error = ResetRetryLayer::builder().deadline(Duration::ZERO).build().unwrap_err();
+    let error = ResetRetryLayer::builder()
+        .deadline(Duration::ZERO)
+        .build()
+        .unwrap_err();
     assert_eq!(error.setting(), "deadline");
 }
 
 #[test]
 fn budget_ratios_that_make_no_sense_are_rejected() {
     let window = Duration::from_secs(10);
-    for ratio in [-0.01, -1.0, f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 1000.5] {
+    for ratio in [
+        -0.01,
+        -1.0,
+        f64::NAN,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        1000.5,
+    ] {
         let error = RetryBudget::new(ratio, 10, window).unwrap_err();
         assert_eq!(error.setting(), "budget ratio", "{ratio}");
         assert!(error.to_string().contains("finite number"), "{error}");
@@ -43,7 +62,12 @@ fn budget_ratios_that_make_no_sense_are_rejected() {
 
 #[test]
 fn budget_windows_that_make_no_sense_are_rejected() {
-    for window in [Duration::ZERO, Duration::from_millis(999), Duration::from_secs(3601), Duration::MAX] {
+    for window in [
+        Duration::ZERO,
+        Duration::from_millis(999),
+        Duration::from_secs(3601),
+        Duration::MAX,
+    ] {
         let error = RetryBudget::new(0.2, 10, window).unwrap_err();
         assert_eq!(error.setting(), "budget window", "{window:?}");
     }

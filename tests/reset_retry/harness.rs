@@ -38,9 +38,14 @@ impl Run {
     /// The io error the request failed with.
     pub(crate) fn io_error(&self) -> &io::Error {
         let Err(error) = &self.result else {
-            panic!("expected an error, got {:?}", self.result.as_ref().map(|r| r.status()));
+            panic!(
+                "expected an error, got {:?}",
+                self.result.as_ref().map(|r| r.status())
+            );
         };
-        error.downcast_ref::<io::Error>().expect("the io error itself, not a wrapper")
+        error
+            .downcast_ref::<io::Error>()
+            .expect("the io error itself, not a wrapper")
     }
 }
 
@@ -98,7 +103,9 @@ pub(crate) fn get(path: &str) -> Req {
 }
 
 pub(crate) fn post(path: &str) -> Req {
-    http::Request::post(path).body("payload".to_owned()).unwrap()
+    http::Request::post(path)
+        .body("payload".to_owned())
+        .unwrap()
 }
 
 pub(crate) const RESET: io::ErrorKind = io::ErrorKind::ConnectionReset;

@@ -5,3 +5,6 @@ mod config;
 mod harness;
 mod mock;
 mod property;
+#[path = "../support/reset_server.rs"]
+mod reset_server;
+mod socket;

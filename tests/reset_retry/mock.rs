@@ -23,7 +23,11 @@ async fn reset_get_is_retried_up_to_the_limit_and_the_last_error_is_returned() {
     let run = run(
         &no_budget(),
         get("/"),
-        vec![Fail(RESET, "first"), Fail(RESET, "second"), Fail(RESET, "third")],
+        vec![
+            Fail(RESET, "first"),
+            Fail(RESET, "second"),
+            Fail(RESET, "third"),
+        ],
     )
     .await;
     assert_eq!(run.attempts.len(), 3);
@@ -34,10 +38,21 @@ async fn reset_get_is_retried_up_to_the_limit_and_the_last_error_is_returned() {
 
 #[tokio::test(start_paused = true)]
 async fn reset_get_succeeds_on_the_second_attempt() {
-    let run = run(&no_budget(), get("/"), vec![Fail(RESET, "stale"), Respond(200)]).await;
+    let run = run(
+        &no_budget(),
+        get("/"),
+        vec![Fail(RESET, "stale"), Respond(200)],
+    )
+    .await;
     assert_eq!(run.status(), 200);
     assert_eq!(run.attempts.len(), 2);
-    let history = run.result.as_ref().unwrap().extensions().get::<AttemptHistory>().unwrap();
+    let history = run
+        .result
+        .as_ref()
+        .unwrap()
+        .extensions()
+        .get::<AttemptHistory>()
+        .unwrap();
     assert_eq!(history.attempts(), 2);
     assert_eq!(history.failures(), &[FailureClass::UnknownOutcome]);
 }
@@ -45,7 +60,12 @@ async fn reset_get_succeeds_on_the_second_attempt() {
 #[tokio::test(start_paused = true)]
 async fn a_response_on_the_first_attempt_carries_no_history() {
     let run = run(&no_budget(), get("/"), vec![Respond(200)]).await;
-    assert!(run.result.unwrap().extensions().get::<AttemptHistory>().is_none());
+    assert!(run
+        .result
+        .unwrap()
+        .extensions()
+        .get::<AttemptHistory>()
+        .is_none());
 }
 
 #[tokio::test(start_paused = true)]
@@ -62,7 +82,10 @@ async fn retries_carry_the_attempt_record_and_the_first_attempt_none() {
     )
     .await;
     assert_eq!(run.status(), 200);
-    assert!(run.attempts[0].extensions().get::<AttemptRecord>().is_none());
+    assert!(run.attempts[0]
+        .extensions()
+        .get::<AttemptRecord>()
+        .is_none());
     assert!(AttemptRecord::of(&run.attempts[0]).is_first());
 
     let second = run.attempts[1].extensions().get::<AttemptRecord>().unwrap();
@@ -98,18 +121,34 @@ async fn post_closed_mid_message_is_never_retried() {
 
 #[tokio::test(start_paused = true)]
 async fn post_that_was_never_sent_is_retried() {
-    let run = run(&no_budget(), post("/pay"), vec![Fail(REFUSED, "refused"), Respond(201)]).await;
+    let run = run(
+        &no_budget(),
+        post("/pay"),
+        vec![Fail(REFUSED, "refused"), Respond(201)],
+    )
+    .await;
     assert_eq!(run.status(), 201);
     assert_eq!(run.attempts.len(), 2);
-    assert_eq!(run.attempts[1].body(), "payload", "the retry replays the body");
+    assert_eq!(
+        run.attempts[1].body(),
+        "payload",
+        "the retry replays the body"
+    );
     assert_eq!(run.attempts[1].method(), Method::POST);
 }
 
 #[tokio::test(start_paused = true)]
 async fn post_with_idempotency_key_is_retried_after_a_reset() {
     let mut request = post("/pay");
-    request.headers_mut().insert("idempotency-key", "order-17".parse().unwrap());
-    let run = run(&no_budget(), request, vec![Fail(RESET, "reset"), Respond(200)]).await;
+    request
+        .headers_mut()
+        .insert("idempotency-key", "order-17".parse().unwrap());
+    let run = run(
+        &no_budget(),
+        request,
+        vec![Fail(RESET, "reset"), Respond(200)],
+    )
+    .await;
     assert_eq!(run.status(), 200);
     assert_eq!(run.attempts.len(), 2);
     assert_eq!(run.attempts[1].headers()["idempotency-key"], "order-17");
@@ -128,7 +167,11 @@ async fn idempotent_methods_are_retried_and_others_are_not() {
         (Method::PATCH, false),
         (Method::CONNECT, false),
     ] {
-        let request = http::Request::builder().method(method.clone()).uri("/").body(String::new()).unwrap();
+        let request = http::Request::builder()
+            .method(method.clone())
+            .uri("/")
+            .body(String::new())
+            .unwrap();
         let script = if retried {
             vec![Fail(RESET, "reset"), Respond(200)]
         } else {
@@ -183,8 +226,17 @@ async fn unavailable_responses_are_retried_when_asked_for_idempotent_requests_on
     assert_eq!(run_post.status(), 503, "the 503 itself is handed back");
     assert_eq!(run_post.attempts.len(), 1);
 
-    let run_exhausted = run(&layer, get("/"), vec![Respond(503), Respond(503), Respond(503)]).await;
-    assert_eq!(run_exhausted.status(), 503, "the last response is handed back");
+    let run_exhausted = run(
+        &layer,
+        get("/"),
+        vec![Respond(503), Respond(503), Respond(503)],
+    )
+    .await;
+    assert_eq!(
+        run_exhausted.status(),
+        503,
+        "the last response is handed back"
+    );
     assert_eq!(run_exhausted.attempts.len(), 3);
 }
 
@@ -199,7 +251,10 @@ async fn every_attempt_waits_for_readiness() {
     respond.send_error(io::Error::from(RESET));
     // The mock allows no more calls: the retry must wait in `poll_ready`, not call.
     let early = tokio::time::timeout(Duration::from_secs(60), handle.next_request()).await;
-    assert!(early.is_err(), "a retry went out while the service was not ready");
+    assert!(
+        early.is_err(),
+        "a retry went out while the service was not ready"
+    );
     assert!(!call.is_finished());
 
     handle.allow(1);
@@ -218,7 +273,7 @@ async fn a_readiness_error_before_a_retry_is_returned() {
     handle.allow(0);
     respond.send_error(io::Error::from(RESET));
     tokio::task::yield_now().await;
-    handle.send_error(io::Error::new(io::ErrorKind::Other, "pool closed"));
+    handle.send_error(io::Error::other("pool closed"));
     let error = call.await.unwrap().unwrap_err();
     assert_eq!(error.to_string(), "pool closed");
 }
@@ -339,10 +394,18 @@ async fn protocol_refusals_do_not_spend_the_budget_but_count_as_attempts() {
         .unwrap();
     let refused = || Answer::FailWith("refused stream".into());
     let run_ok = run(&layer, post("/pay"), vec![refused(), Respond(200)]).await;
-    assert_eq!(run_ok.status(), 200, "a refused POST is retried even with no budget");
+    assert_eq!(
+        run_ok.status(),
+        200,
+        "a refused POST is retried even with no budget"
+    );
 
     let run_capped = run(&layer, post("/pay"), vec![refused(), refused(), refused()]).await;
-    assert_eq!(run_capped.attempts.len(), 3, "refusals are capped by max_attempts");
+    assert_eq!(
+        run_capped.attempts.len(),
+        3,
+        "refusals are capped by max_attempts"
+    );
     assert_eq!(run_capped.result.unwrap_err().to_string(), "refused stream");
 }
 
@@ -383,7 +446,12 @@ async fn a_retryable_request_is_copied_once_plus_once_per_retry_but_the_last() {
     assert_eq!(happy.status(), 200);
     assert_eq!(clones.count(), 1, "the happy path copies the request once");
 
-    let three = run(&layer, get("/"), vec![Fail(RESET, "a"), Fail(RESET, "b"), Fail(RESET, "c")]).await;
+    let three = run(
+        &layer,
+        get("/"),
+        vec![Fail(RESET, "a"), Fail(RESET, "b"), Fail(RESET, "c")],
+    )
+    .await;
     assert_eq!(three.attempts.len(), 3);
     // One copy before the first attempt, one for the second; the third sends the copy itself.
     assert_eq!(clones.count(), 1 + 2);
@@ -396,10 +464,16 @@ async fn a_closure_policy_can_allow_a_keyed_post() {
             && attempt.uri().path() == "/v1/charges"
             && attempt.headers().contains_key("x-charge-key")
     }));
-    let layer = ResetRetryLayer::builder().no_budget().policy(policy).build().unwrap();
+    let layer = ResetRetryLayer::builder()
+        .no_budget()
+        .policy(policy)
+        .build()
+        .unwrap();
 
     let mut keyed = post("/v1/charges");
-    keyed.headers_mut().insert("x-charge-key", "c-1".parse().unwrap());
+    keyed
+        .headers_mut()
+        .insert("x-charge-key", "c-1".parse().unwrap());
     let run_keyed = run(&layer, keyed, vec![Fail(RESET, "reset"), Respond(200)]).await;
     assert_eq!(run_keyed.status(), 200);
 
@@ -414,7 +488,11 @@ async fn the_observer_sees_the_history_of_a_failed_request() {
     let run = run(
         &no_budget(),
         request,
-        vec![Fail(REFUSED, "down"), Fail(RESET, "reset"), Fail(RESET, "reset")],
+        vec![
+            Fail(REFUSED, "down"),
+            Fail(RESET, "reset"),
+            Fail(RESET, "reset"),
+        ],
     )
     .await;
     assert!(run.result.is_err());
@@ -422,7 +500,11 @@ async fn the_observer_sees_the_history_of_a_failed_request() {
     assert_eq!(history.attempts(), 3);
     assert_eq!(
         history.failures(),
-        &[FailureClass::NeverSent, FailureClass::UnknownOutcome, FailureClass::UnknownOutcome]
+        &[
+            FailureClass::NeverSent,
+            FailureClass::UnknownOutcome,
+            FailureClass::UnknownOutcome
+        ]
     );
 }
 
@@ -449,7 +531,10 @@ async fn dropping_the_future_between_attempts_sends_nothing_more() {
     assert!(call.await.unwrap_err().is_cancelled());
     handle.allow(5);
     let more = tokio::time::timeout(Duration::from_secs(60), handle.next_request()).await;
-    assert!(matches!(more, Err(_) | Ok(None)), "no attempt after the caller gave up");
+    assert!(
+        matches!(more, Err(_) | Ok(None)),
+        "no attempt after the caller gave up"
+    );
 }
 
 /// Small helpers so tests read as sentences.

@@ -158,7 +158,7 @@ pub struct AttemptAbandoned {
 
 impl AttemptAbandoned {
     /// An abandoned attempt, with the reason in plain words.
-    pub fn new(reason: &'static str) -> Self {
+    pub const fn new(reason: &'static str) -> Self {
         Self { reason }
     }
 

@@ -21,6 +21,7 @@
 //! | layer | question | module |
 //! |---|---|---|
 //! | [`ResetRetryLayer`] | **whether** a failed request may be tried again | [`reset_retry`] |
+//! | [`BackoffLayer`] | **when** the next attempt may go out | [`backoff`] |
 //!
 //! Each retry carries an [`AttemptRecord`](attempt::AttemptRecord) in its request extensions, so
 //! that layers below can act on it (see [`attempt`]).
@@ -67,6 +68,7 @@
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 pub mod attempt;
+pub mod backoff;
 pub mod classify;
 mod config_error;
 pub mod hint;
@@ -79,4 +81,5 @@ pub use self::config_error::ConfigError;
 #[cfg(all(doctest, feature = "hyper-util"))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
+pub use self::backoff::{Backoff, BackoffLayer};
 pub use self::reset_retry::{ResetRetry, ResetRetryLayer};

@@ -12,7 +12,8 @@ use tower_service::Service;
 
 use crate::attempt::AttemptAbandoned;
 
-const POLLED_AFTER_COMPLETION: AttemptAbandoned = AttemptAbandoned::new("future polled after completion");
+const POLLED_AFTER_COMPLETION: AttemptAbandoned =
+    AttemptAbandoned::new("future polled after completion");
 
 pin_project! {
     /// The response future of [`Backoff`](super::Backoff).
@@ -115,6 +116,8 @@ where
             State::Waiting { .. } => "waiting for readiness",
             State::Abandoned { .. } => "abandoned",
         };
-        f.debug_struct("ResponseFuture").field("state", &state).finish()
+        f.debug_struct("ResponseFuture")
+            .field("state", &state)
+            .finish()
     }
 }

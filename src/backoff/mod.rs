@@ -215,7 +215,10 @@ mod tests {
             FailureClass::Refused,
             FailureClass::UnknownOutcome,
         ] {
-            assert_eq!(decide(layer(), AttemptRecord::retry(2, class)), Decision::Now);
+            assert_eq!(
+                decide(layer(), AttemptRecord::retry(2, class)),
+                Decision::Now
+            );
             assert_eq!(
                 decide(layer(), AttemptRecord::retry(3, class)),
                 Decision::After(Duration::from_millis(100))

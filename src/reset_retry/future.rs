@@ -182,6 +182,10 @@ where
             event!(debug, attempt, %failure, "no retry: deadline passed");
             return None;
         }
+        if hint == Some(ServerHint::DoNotRetry) {
+            event!(debug, attempt, %failure, "no retry: the server asked not to retry");
+            return None;
+        }
         let copy = self.copy.as_ref()?;
         if self.policy.retry(&Attempt::new(copy, failure, attempt)) == Action::Stop {
             event!(debug, attempt, %failure, "no retry: the policy says the request is not safe to repeat");

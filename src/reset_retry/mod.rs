@@ -15,8 +15,10 @@
 //!    never processed may be retried whatever its method, and a request whose outcome is unknown
 //!    only if it is idempotent.
 //!
-//! When any answer is no, the error of the last attempt is returned as it is: not wrapped, so
-//! `downcast_ref` and `source()` work as if the layer were not there.
+//! A server that answers "do not retry" (a negative `grpc-retry-pushback-ms` on a response the
+//! classifier reported as a failure) is obeyed as well. When any answer is no, the error of the
+//! last attempt is returned as it is: not wrapped, so `downcast_ref` and `source()` work as if
+//! the layer were not there.
 //!
 //! # Cost
 //!

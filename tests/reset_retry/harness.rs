@@ -18,6 +18,7 @@ pub(crate) type Mock = mock::Mock<Req, Res>;
 /// What the mock does with one attempt.
 pub(crate) enum Answer {
     Respond(u16),
+    RespondWith(Res),
     Fail(io::ErrorKind, &'static str),
     FailWith(BoxError),
 }
@@ -90,6 +91,7 @@ where
                     Answer::Respond(status) => respond.send_response(
                         http::Response::builder().status(status).body(()).unwrap(),
                     ),
+                    Answer::RespondWith(response) => respond.send_response(response),
                     Answer::Fail(kind, message) => respond.send_error(io::Error::new(kind, message)),
                     Answer::FailWith(error) => respond.send_error(error),
                 }

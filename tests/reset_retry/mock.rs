@@ -241,6 +241,23 @@ async fn unavailable_responses_are_retried_when_asked_for_idempotent_requests_on
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_server_that_asks_not_to_retry_is_obeyed() {
+    let layer = ResetRetryLayer::builder()
+        .no_budget()
+        .classifier(StandardClassifier::new().unavailable_responses(true))
+        .build()
+        .unwrap();
+    let stop = http::Response::builder()
+        .status(503)
+        .header("grpc-retry-pushback-ms", "-1")
+        .body(())
+        .unwrap();
+    let run = run(&layer, get("/"), vec![Answer::RespondWith(stop)]).await;
+    assert_eq!(run.status(), 503);
+    assert_eq!(run.attempts.len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
 async fn every_attempt_waits_for_readiness() {
     let (mock, mut handle) = mock::pair::<Req, Res>();
     let service = no_budget().layer_over(mock);

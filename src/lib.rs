@@ -62,7 +62,7 @@
 //! | `hyper-util` | hyper-util legacy client connect errors (never sent); implies `hyper` |
 //! | `h2` | `h2::Error`: `REFUSED_STREAM`, `GOAWAY`, and the io error inside |
 //! | `tonic` | `tonic::Status` (classified through its source, never by its code); implies `h2`, `hyper` |
-//! | `reqwest` | `reqwest::Error` connect errors; implies `hyper-util` |
+//! | `reqwest` | `reqwest::Error` connect errors, and `tower_reset::reqwest::HttpClient` to run the stack over a `reqwest::Client`; implies `hyper-util` |
 //! | `tracing` | `tracing` events for each retry and each refusal to retry |
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
@@ -71,7 +71,10 @@ pub mod attempt;
 pub mod backoff;
 pub mod classify;
 mod config_error;
+pub mod fresh_connection;
 pub mod hint;
+#[cfg(feature = "reqwest")]
+pub mod reqwest;
 pub mod reset_retry;
 mod trace;
 
@@ -82,4 +85,7 @@ pub use self::config_error::ConfigError;
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 pub use self::backoff::{Backoff, BackoffLayer};
+#[cfg(feature = "hyper-util")]
+pub use self::fresh_connection::FreshConnection;
+pub use self::fresh_connection::FreshConnectionLayer;
 pub use self::reset_retry::{ResetRetry, ResetRetryLayer};

@@ -9,7 +9,7 @@
 //! * the **first retry after a connection failure** (never sent, refused, or reset) goes out at
 //!   once;
 //! * **later retries**, and retries after the server answered "unavailable", wait for the next
-//!   delay of a [`Schedule`](policy::Schedule): by default exponential, 50 ms doubling to 2 s,
+//!   delay of a [`Schedule`]: by default exponential, 50 ms doubling to 2 s,
 //!   with full jitter so that clients that failed together do not retry together;
 //! * a **server hint** (`Retry-After` in seconds or as an HTTP-date, `grpc-retry-pushback-ms`) is
 //!   honoured as a minimum wait. A hint longer than [`max_hint`](BackoffLayer::max_hint), or a

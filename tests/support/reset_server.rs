@@ -14,6 +14,9 @@
 //!   non-idempotent request must not repeat. Executions are counted by method and by the value
 //!   of the `x-request-id` header, which stays the same across the attempts of one request.
 //!
+//! It also records when each request head arrived ([`ResetServer::arrivals`], in
+//! `tokio::time::Instant`), so a test can measure the gaps between attempts as the server saw them.
+//!
 //! Only `Content-Length` bodies are supported (no chunked encoding), which is what hyper sends
 //! for `Full<Bytes>` bodies. Dropping the server aborts the accept task, and with it every
 //! connection task, so nothing outlives the test.
@@ -29,6 +32,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::Instant;
 
 /// Request heads longer than this end the connection: the server never buffers without bound.
 const MAX_HEAD: usize = 64 * 1024;
@@ -67,6 +71,8 @@ struct State {
     received: HashMap<String, usize>,
     executed: HashMap<String, usize>,
     executed_ids: HashMap<String, usize>,
+    /// When each request head was read, in arrival order.
+    arrivals: Vec<Instant>,
 }
 
 impl ResetServer {
@@ -96,6 +102,7 @@ impl ResetServer {
             received: HashMap::new(),
             executed: HashMap::new(),
             executed_ids: HashMap::new(),
+            arrivals: Vec::new(),
         }));
         let accept = tokio::spawn(accept_loop(listener, Arc::clone(&state)));
         Self {
@@ -140,6 +147,11 @@ impl ResetServer {
         self.lock().executed_ids.get(id).copied().unwrap_or(0)
     }
 
+    /// When each request head (of any method) was read, in arrival order.
+    pub(crate) fn arrivals(&self) -> Vec<Instant> {
+        self.lock().arrivals.clone()
+    }
+
     /// Script entries not used yet.
     pub(crate) fn script_left(&self) -> usize {
         self.lock().script.len()
@@ -182,11 +194,13 @@ async fn serve_connection(mut stream: TcpStream, state: Arc<Mutex<State>>) {
         let Some(head_len) = read_head(&mut stream, &mut buf).await else {
             return;
         };
+        let arrived = Instant::now();
         let head = Head::parse(&buf[..head_len]);
-        *lock(&state)
-            .received
-            .entry(head.method.clone())
-            .or_default() += 1;
+        {
+            let mut state = lock(&state);
+            *state.received.entry(head.method.clone()).or_default() += 1;
+            state.arrivals.push(arrived);
+        }
         let Some(body_len) = head.content_length.filter(|len| *len <= MAX_BODY) else {
             return;
         };

@@ -1,0 +1,227 @@
+//! The cost of the layers when nothing fails, side by side with the bare service and with
+//! `tower::retry::Retry`; and the retry budget under contention, next to tower's `TpsBudget`.
+//!
+//! Run with `cargo bench --bench overhead`. The inner service answers at once and allocates
+//! nothing, so what is measured is the layers' own work: polling, the decision to keep a copy,
+//! the copy itself, and the budget deposit.
+
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use tower::retry::budget::{Budget as _, TpsBudget};
+use tower::{BoxError, Layer, Service, ServiceBuilder};
+use tower_reset::reset_retry::policy::Never;
+use tower_reset::reset_retry::{Budget as _, RetryBudget};
+use tower_reset::{BackoffLayer, ResetRetryLayer};
+
+type Request = http::Request<String>;
+type Response = http::Response<()>;
+
+/// Answers at once, allocating nothing.
+#[derive(Clone)]
+struct Answer;
+
+impl Service<Request> for Answer {
+    type Response = Response;
+    type Error = BoxError;
+    type Future = std::future::Ready<Result<Response, BoxError>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: Request) -> Self::Future {
+        std::future::ready(Ok(http::Response::new(())))
+    }
+}
+
+/// `tower::retry` with the policy a user would write: clone GETs, retry errors.
+#[derive(Clone)]
+struct CloneGets;
+
+impl tower::retry::Policy<Request, Response, BoxError> for CloneGets {
+    type Future = std::future::Ready<()>;
+
+    fn retry(
+        &mut self,
+        _: &mut Request,
+        result: &mut Result<Response, BoxError>,
+    ) -> Option<Self::Future> {
+        result.is_err().then(|| std::future::ready(()))
+    }
+
+    fn clone_request(&mut self, request: &Request) -> Option<Request> {
+        (request.method() == http::Method::GET).then(|| request.clone())
+    }
+}
+
+fn send<S>(service: &mut S, request: Request) -> Response
+where
+    S: Service<Request, Response = Response, Error = BoxError>,
+{
+    let mut cx = Context::from_waker(Waker::noop());
+    let Poll::Ready(Ok(())) = service.poll_ready(&mut cx) else {
+        panic!("ready at once");
+    };
+    let mut future = pin!(service.call(request));
+    match future.as_mut().poll(&mut cx) {
+        Poll::Ready(result) => result.expect("the answer"),
+        Poll::Pending => panic!("the response is ready at once"),
+    }
+}
+
+fn request(method: http::Method, headers: usize) -> Request {
+    let mut builder = http::Request::builder()
+        .method(method)
+        .uri("http://example.com/v1/items");
+    for i in 0..headers {
+        builder = builder.header(format!("x-header-{i}"), "value");
+    }
+    builder.body("payload".to_owned()).unwrap()
+}
+
+fn bench_service<S>(
+    c: &mut Criterion,
+    group: &str,
+    name: &str,
+    mut service: S,
+    method: http::Method,
+    headers: usize,
+) where
+    S: Service<Request, Response = Response, Error = BoxError>,
+{
+    c.benchmark_group(group).bench_function(name, |b| {
+        b.iter_batched(
+            || request(method.clone(), headers),
+            |request| black_box(send(&mut service, request)),
+            BatchSize::SmallInput,
+        )
+    });
+}
+
+fn happy_path(c: &mut Criterion) {
+    // A request that can never be retried (the policy says so): the fast path.
+    let never = || ResetRetryLayer::builder().policy(Never).build().unwrap();
+    bench_service(
+        c,
+        "never retried (POST, 8 headers)",
+        "bare",
+        Answer,
+        http::Method::POST,
+        8,
+    );
+    bench_service(
+        c,
+        "never retried (POST, 8 headers)",
+        "ResetRetry",
+        never().layer(Answer),
+        http::Method::POST,
+        8,
+    );
+    bench_service(
+        c,
+        "never retried (POST, 8 headers)",
+        "Backoff",
+        BackoffLayer::new().layer(Answer),
+        http::Method::POST,
+        8,
+    );
+    let stack = ServiceBuilder::new()
+        .layer(never())
+        .layer(BackoffLayer::new())
+        .service(Answer);
+    bench_service(
+        c,
+        "never retried (POST, 8 headers)",
+        "ResetRetry + Backoff",
+        stack,
+        http::Method::POST,
+        8,
+    );
+
+    // A retryable GET: one copy of the request is kept.
+    for headers in [8, 32] {
+        let group = format!("retryable GET, {headers} headers");
+        bench_service(c, &group, "bare", Answer, http::Method::GET, headers);
+        bench_service(
+            c,
+            &group,
+            "tower::retry (cloning policy)",
+            tower::retry::RetryLayer::new(CloneGets).layer(Answer),
+            http::Method::GET,
+            headers,
+        );
+        bench_service(
+            c,
+            &group,
+            "ResetRetry",
+            ResetRetryLayer::new().layer(Answer),
+            http::Method::GET,
+            headers,
+        );
+        let stack = ServiceBuilder::new()
+            .layer(ResetRetryLayer::new())
+            .layer(BackoffLayer::new())
+            .service(Answer);
+        bench_service(
+            c,
+            &group,
+            "ResetRetry + Backoff",
+            stack,
+            http::Method::GET,
+            headers,
+        );
+    }
+}
+
+/// Two threads, each depositing and withdrawing `iters` times; the time per operation pair.
+fn contended<B: Send + Sync + 'static>(budget: Arc<B>, iters: u64, op: fn(&B)) -> Duration {
+    let start = std::sync::Barrier::new(2);
+    let start = Arc::new(start);
+    let threads: Vec<_> = (0..2)
+        .map(|_| {
+            let (budget, start) = (budget.clone(), start.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                let began = tokio::time::Instant::now();
+                for _ in 0..iters {
+                    op(&budget);
+                }
+                began.elapsed()
+            })
+        })
+        .collect();
+    let total: Duration = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    total / 2
+}
+
+fn budget(c: &mut Criterion) {
+    let mut group = c.benchmark_group("budget, 2 threads contending (deposit + withdraw)");
+    group.bench_function("tower TpsBudget", |b| {
+        let budget = Arc::new(TpsBudget::new(Duration::from_secs(10), 10, 0.2));
+        b.iter_custom(|iters| {
+            contended(budget.clone(), iters, |budget| {
+                budget.deposit();
+                black_box(budget.withdraw());
+            })
+        })
+    });
+    group.bench_function("RetryBudget", |b| {
+        let budget = Arc::new(RetryBudget::default());
+        b.iter_custom(|iters| {
+            contended(budget.clone(), iters, |budget| {
+                budget.deposit();
+                black_box(budget.try_withdraw());
+            })
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, happy_path, budget);
+criterion_main!(benches);

@@ -1,0 +1,204 @@
+//! The detour strategy, for clients that hide their pool (reqwest). The documentation is on
+//! [`Detour`], since this module is private.
+
+mod future;
+
+pub use self::future::DetourFuture;
+
+use std::fmt;
+use std::task::{Context, Poll};
+
+use tower::Layer;
+use tower_service::Service;
+
+use super::layer::{DetourTo, FreshConnectionLayer};
+use super::policy::{Policy, Standard};
+use crate::attempt::{AttemptRecord, AttemptRequest};
+
+/// Sends an attempt that follows a reset to a second service that never reuses connections;
+/// made by [`FreshConnectionLayer::detour`].
+///
+/// # When to use it
+///
+/// Some clients keep their connections where no middleware can reach them: a `reqwest::Client`
+/// wraps hyper-util's pool but offers no way to capture or poison a connection, so the
+/// pooled strategy (`FreshConnectionLayer::new`) cannot work, and it is not made by a
+/// `MakeService`, so the [reconnect](FreshConnectionLayer::reconnect) strategy cannot either.
+/// What remains is to *go around* the pool: build a second client that never keeps a connection
+/// (for reqwest, `pool_max_idle_per_host(0)`), and send the attempt that follows a reset to it.
+/// That attempt is certain to go out on a new connection, whatever the first client's pool
+/// still holds.
+///
+/// A request goes to the detour service `D` when its [`AttemptRecord`] says the previous attempt
+/// failed in a way the policy [condemns](Policy::condemns) (with the [`Standard`] policy: a
+/// reset or an unexpected close, [`UnknownOutcome`](crate::classify::FailureClass::UnknownOutcome)).
+/// Every other request goes to the primary service `S`: first attempts, and retries after a
+/// refused connection or an h2 refusal, so the primary keeps reusing its connections for
+/// everything else. Put it below [`ResetRetryLayer`](crate::ResetRetryLayer), which writes the
+/// record.
+///
+/// # Limits
+///
+/// * The policy's age, idle and request limits, and the retirement of idle siblings, need the
+///   pool: this strategy cannot enforce them, and consults only [`Policy::condemns`]. Set the
+///   client's own limits instead (reqwest: `pool_idle_timeout` below the server's idle timeout).
+/// * Stale connections left in the primary's pool are still handed out to later first attempts:
+///   each such request pays one failed attempt before its detour (a connection that failed is
+///   not reused, so each stale connection fails once).
+/// * Every detoured attempt opens a connection (a TCP handshake, and a TLS one for `https`).
+///   That is the point, and it is paid only after a reset.
+///
+/// # Readiness
+///
+/// [`poll_ready`](Service::poll_ready) polls the primary only: it is the service that takes
+/// nearly every request. A detoured request is sent to a clone of the detour service, which the
+/// response future polls ready before calling it; the primary keeps the readiness it was given
+/// for the next request.
+///
+/// # Errors
+///
+/// The error type is the primary's, `S::Error`, and the detour's errors are converted into it
+/// with `Into` (nothing to do when both services are the same client type, as with reqwest).
+/// With `S::Error = BoxError`, the detour's errors are boxed as they are, so `downcast_ref`
+/// finds the original; two services with unrelated error types can both be mapped to
+/// [`BoxError`](tower::BoxError) with `map_err`.
+///
+/// # Examples
+///
+/// Any pair of services with the same request and response types can be used; a real stack
+/// would use two clients, the detour one built never to keep a connection (for reqwest: two
+/// `tower_reset::reqwest::HttpClient`s, with the [feature](crate#feature-flags) `reqwest`).
+///
+/// ```
+/// use tower::{service_fn, BoxError, Service, ServiceBuilder, ServiceExt};
+/// use tower_reset::{FreshConnectionLayer, ResetRetryLayer};
+///
+/// async fn pooled(request: http::Request<String>) -> Result<http::Response<String>, BoxError> {
+///     // ... a client that keeps connections alive ...
+///     # let _ = request;
+///     Ok(http::Response::new("from the pool".to_owned()))
+/// }
+///
+/// async fn fresh(request: http::Request<String>) -> Result<http::Response<String>, BoxError> {
+///     // ... a client that opens a new connection for each request ...
+///     # let _ = request;
+///     Ok(http::Response::new("on a new connection".to_owned()))
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), BoxError> {
+/// let mut service = ServiceBuilder::new()
+///     .layer(ResetRetryLayer::new())
+///     .layer(FreshConnectionLayer::detour(service_fn(fresh)))
+///     .service(service_fn(pooled));
+///
+/// // A first attempt goes to the primary service.
+/// let request = http::Request::get("http://127.0.0.1:3000/").body(String::new())?;
+/// let response = service.ready().await?.call(request).await?;
+/// assert_eq!(response.body(), "from the pool");
+/// # Ok(())
+/// # }
+/// ```
+pub struct Detour<S, D, F = Standard> {
+    inner: S,
+    detour: D,
+    policy: F,
+}
+
+impl<S, D, F> Detour<S, D, F> {
+    /// The primary service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The primary service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The detour service, of which each detoured attempt gets a clone.
+    pub fn detour_ref(&self) -> &D {
+        &self.detour
+    }
+
+    /// The connection policy.
+    pub fn policy(&self) -> &F {
+        &self.policy
+    }
+
+    /// Unwraps the primary service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, D: Clone, F: Clone> Layer<S> for FreshConnectionLayer<DetourTo<D>, F> {
+    type Service = Detour<S, D, F>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Detour {
+            inner,
+            detour: self.strategy.detour.clone(),
+            policy: self.policy.clone(),
+        }
+    }
+}
+
+impl<S, D, F, Req> Service<Req> for Detour<S, D, F>
+where
+    Req: AttemptRequest,
+    S: Service<Req>,
+    D: Service<Req, Response = S::Response> + Clone,
+    D::Error: Into<S::Error>,
+    F: Policy,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = DetourFuture<S::Future, D, Req>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Req) -> Self::Future {
+        let condemned = AttemptRecord::of(&request)
+            .previous_failure()
+            .filter(|failure| self.policy.condemns(*failure));
+        match condemned {
+            Some(_failure) => {
+                crate::trace::event!(
+                    debug,
+                    failure = %_failure,
+                    attempt = AttemptRecord::of(&request).number(),
+                    "attempt detoured to a new connection"
+                );
+                // The primary was polled ready and is not called: it keeps its readiness for
+                // the next request. The detour was never polled: the future polls this clone
+                // ready before calling it.
+                DetourFuture::detour(self.detour.clone(), request)
+            }
+            // `self.inner` was polled ready by the caller.
+            None => DetourFuture::primary(self.inner.call(request)),
+        }
+    }
+}
+
+impl<S: Clone, D: Clone, F: Clone> Clone for Detour<S, D, F> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            detour: self.detour.clone(),
+            policy: self.policy.clone(),
+        }
+    }
+}
+
+impl<S: fmt::Debug, D: fmt::Debug, F: fmt::Debug> fmt::Debug for Detour<S, D, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Detour")
+            .field("inner", &self.inner)
+            .field("detour", &self.detour)
+            .field("policy", &self.policy)
+            .finish()
+    }
+}

@@ -1,0 +1,103 @@
+use super::policy::Standard;
+
+/// Applies a fresh-connection strategy to a service: an attempt that follows a reset never goes
+/// out on a stale connection, and connections are retired by age, idle time and use.
+///
+/// One layer, three strategies, chosen by the constructor, because clients hold their
+/// connections in three different ways:
+///
+/// | constructor | strategy | for | service |
+/// |---|---|---|---|
+/// | [`new`](FreshConnectionLayer::new) | **pooled**: poisons connections in the client's own pool | hyper-util's legacy `Client` and clients built on it (feature `hyper-util`) | [`FreshConnection`](super::FreshConnection) |
+/// | [`reconnect`](FreshConnectionLayer::reconnect) | **reconnect**: drops the connection service and makes a new one | single-connection services from any `MakeService`: hyper `client::conn`, a tonic `Endpoint` | [`Reconnect`](super::Reconnect) |
+/// | [`detour`](FreshConnectionLayer::detour) | **detour**: sends an attempt that follows a reset to a second service that never reuses connections | clients that hide their pool, such as reqwest | [`Detour`](super::Detour) |
+///
+/// The [`Policy`](super::policy::Policy) (by default [`Standard`]) says which failures condemn
+/// a connection and sets the limits; set it with [`policy`](FreshConnectionLayer::policy).
+#[derive(Debug, Clone)]
+pub struct FreshConnectionLayer<K = Pooled, F = Standard> {
+    pub(super) strategy: K,
+    pub(super) policy: F,
+}
+
+/// The pooled strategy: see [`FreshConnectionLayer::new`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Pooled {
+    _priv: (),
+}
+
+/// The reconnect strategy and the target its `MakeService` connects to: see
+/// [`FreshConnectionLayer::reconnect`].
+#[derive(Debug, Clone)]
+pub struct ReconnectTo<T> {
+    pub(super) target: T,
+}
+
+/// The detour strategy and the service it detours to: see [`FreshConnectionLayer::detour`].
+#[derive(Debug, Clone)]
+pub struct DetourTo<D> {
+    pub(super) detour: D,
+}
+
+#[cfg(feature = "hyper-util")]
+impl FreshConnectionLayer {
+    /// The pooled strategy with the [`Standard`] policy, for hyper-util's legacy `Client` (and
+    /// anything built on it).
+    ///
+    /// Each request's connection is captured (`capture_connection`); after a reset the
+    /// connection is poisoned, so the pool drops it, and so are the idle connections to the same
+    /// host that have been idle at least as long (after a server restart they are all dead, and
+    /// the pool would otherwise hand them out one failure at a time). The policy's age, idle and
+    /// request limits are enforced the same way, by poisoning a connection before it can be
+    /// checked out again.
+    pub fn new() -> Self {
+        Self {
+            strategy: Pooled { _priv: () },
+            policy: Standard::new(),
+        }
+    }
+}
+
+#[cfg(feature = "hyper-util")]
+impl Default for FreshConnectionLayer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T> FreshConnectionLayer<ReconnectTo<T>> {
+    /// The reconnect strategy: the layer wraps a `MakeService` and keeps one connection service
+    /// made for `target`, which it drops and makes anew after a reset or when the policy says
+    /// it is too old, too idle or too used.
+    pub fn reconnect(target: T) -> Self {
+        Self {
+            strategy: ReconnectTo { target },
+            policy: Standard::new(),
+        }
+    }
+}
+
+impl<D> FreshConnectionLayer<DetourTo<D>> {
+    /// The detour strategy: an attempt that follows a failure the policy condemns goes to
+    /// `detour`, a service built never to reuse connections (for reqwest:
+    /// `pool_max_idle_per_host(0)`), instead of the wrapped one, whose pool may still hold the
+    /// stale connection.
+    pub fn detour(detour: D) -> Self {
+        Self {
+            strategy: DetourTo { detour },
+            policy: Standard::new(),
+        }
+    }
+}
+
+impl<K, F> FreshConnectionLayer<K, F> {
+    /// The connection policy.
+    ///
+    /// Defaults to [`Standard::new`]: resets condemn, idle siblings are retired, no limits.
+    pub fn policy<G>(self, policy: G) -> FreshConnectionLayer<K, G> {
+        FreshConnectionLayer {
+            strategy: self.strategy,
+            policy,
+        }
+    }
+}

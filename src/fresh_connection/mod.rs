@@ -1,0 +1,39 @@
+//! Decide **on which connection** an attempt goes out.
+//!
+//! The most common reset is a pooled keep-alive connection that the server, a NAT or a load
+//! balancer closed while it sat idle. Retrying on another connection from the same pool often
+//! fails the same way: after a server restart every idle connection to it is dead, and
+//! hyper-util's pool hands them out one failure at a time (measured: three stale connections
+//! cost three failed attempts before a new one is opened). A `Connection: close` header does not
+//! help either: it closes the connection *after* the request, it does not pick a fresh one for
+//! it.
+//!
+//! This module makes the connection fresh where the client keeps its connections:
+//!
+//! * [`FreshConnection`] (pooled, feature `hyper-util`) poisons connections inside hyper-util's
+//!   pool: the one that failed, its idle siblings, and any that outlived the policy's limits;
+//! * [`Reconnect`] owns a single connection made by a `MakeService` and replaces it;
+//! * [`Detour`] sends the attempt to a second client that never reuses connections, for clients
+//!   whose pool cannot be reached (reqwest).
+//!
+//! The same [`Policy`](policy::Policy) drives all three: which failures condemn a connection,
+//! and the age, idle and request limits that hyper-util's pool lacks (hyper#2236, reqwest#3033).
+//!
+//! # Cost
+//!
+//! The pooled strategy captures each request's connection (`capture_connection`: a small
+//! allocation per request) and takes a mutex twice per request to keep its registry. It holds no
+//! lock across an await and spawns no task.
+
+mod detour;
+mod layer;
+pub mod policy;
+#[cfg(feature = "hyper-util")]
+mod pooled;
+mod reconnect;
+
+pub use self::detour::{Detour, DetourFuture};
+pub use self::layer::{DetourTo, FreshConnectionLayer, Pooled, ReconnectTo};
+#[cfg(feature = "hyper-util")]
+pub use self::pooled::{FreshConnection, ResponseFuture};
+pub use self::reconnect::{Reconnect, ReconnectFuture};

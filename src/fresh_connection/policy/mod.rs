@@ -1,0 +1,106 @@
+//! Connection policies: when a connection must not carry another request.
+//!
+//! A [`Policy`] answers four questions about a connection, whatever the strategy that enforces
+//! them (see [`FreshConnectionLayer`](super::FreshConnectionLayer)):
+//!
+//! * does a failure of this [`FailureClass`] condemn the connection it happened on?
+//! * how old, how long idle, and how used may a connection be before it is retired?
+//! * should a reset also retire the *idle* connections to the same host that have been idle as
+//!   long as the one that failed (they are probably just as dead)?
+//! * should the idle timeout of a peer be learned from the idle times at which its connections
+//!   were reset?
+//!
+//! [`Standard`] is the default: a reset or a close with an unknown outcome condemns the
+//! connection, idle siblings are retired with it, and no age, idle or request limit applies until
+//! you set one.
+
+mod standard;
+
+pub use self::standard::{Standard, StandardBuilder};
+
+use std::time::Duration;
+
+use crate::classify::FailureClass;
+
+/// Decides when a connection must not carry another request.
+///
+/// Every method has a default, so a policy only says what it changes.
+pub trait Policy {
+    /// Whether a failure of this class condemns the connection it happened on.
+    ///
+    /// Defaults to `true` for [`FailureClass::UnknownOutcome`] only: a reset or an unexpected
+    /// close. A refused connection has no connection to condemn, an h2 refusal says nothing bad
+    /// about the connection, and a `503` is the server's answer, not the connection's fault.
+    fn condemns(&self, failure: FailureClass) -> bool {
+        failure == FailureClass::UnknownOutcome
+    }
+
+    /// The longest a connection may live, from its first request. Defaults to no limit.
+    fn max_age(&self) -> Option<Duration> {
+        None
+    }
+
+    /// The longest a connection may sit idle and still be reused. Defaults to no limit.
+    fn max_idle(&self) -> Option<Duration> {
+        None
+    }
+
+    /// The most requests a connection may carry. Defaults to no limit.
+    fn max_requests(&self) -> Option<u32> {
+        None
+    }
+
+    /// Whether a reset also retires the idle connections to the same host that have been idle
+    /// at least as long as the one that failed. Defaults to `true`.
+    fn evict_idle_siblings(&self) -> bool {
+        true
+    }
+
+    /// Whether to learn a peer's idle timeout from the idle times at which its connections
+    /// were reset, and retire connections before they reach it. Defaults to `false`.
+    fn learn_idle_timeout(&self) -> bool {
+        false
+    }
+}
+
+impl<P: Policy + ?Sized> Policy for &P {
+    fn condemns(&self, failure: FailureClass) -> bool {
+        (**self).condemns(failure)
+    }
+    fn max_age(&self) -> Option<Duration> {
+        (**self).max_age()
+    }
+    fn max_idle(&self) -> Option<Duration> {
+        (**self).max_idle()
+    }
+    fn max_requests(&self) -> Option<u32> {
+        (**self).max_requests()
+    }
+    fn evict_idle_siblings(&self) -> bool {
+        (**self).evict_idle_siblings()
+    }
+    fn learn_idle_timeout(&self) -> bool {
+        (**self).learn_idle_timeout()
+    }
+}
+
+impl<P: Policy + ?Sized> Policy for std::sync::Arc<P> {
+    fn condemns(&self, failure: FailureClass) -> bool {
+        (**self).condemns(failure)
+    }
+    fn max_age(&self) -> Option<Duration> {
+        (**self).max_age()
+    }
+    fn max_idle(&self) -> Option<Duration> {
+        (**self).max_idle()
+    }
+    fn max_requests(&self) -> Option<u32> {
+        (**self).max_requests()
+    }
+    fn evict_idle_siblings(&self) -> bool {
+        (**self).evict_idle_siblings()
+    }
+    fn learn_idle_timeout(&self) -> bool {
+        (**self).learn_idle_timeout()
+    }
+}

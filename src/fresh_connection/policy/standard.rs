@@ -1,0 +1,148 @@
+use std::time::Duration;
+
+use super::Policy;
+use crate::classify::FailureClass;
+use crate::ConfigError;
+
+/// The standard connection policy: a reset condemns its connection and the idle siblings that
+/// have been idle as long, plus the limits you set.
+///
+/// # Examples
+///
+/// Keep connections below a load balancer's 60 s idle timeout, recycle them every 5 minutes so
+/// that DNS changes are seen, and at most 1000 requests each:
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_reset::fresh_connection::policy::Standard;
+///
+/// let policy = Standard::builder()
+///     .max_idle(Duration::from_secs(50))
+///     .max_age(Duration::from_secs(300))
+///     .max_requests(1000)
+///     .build()?;
+/// # let _ = policy;
+/// # Ok::<(), tower_reset::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Standard {
+    max_age: Option<Duration>,
+    max_idle: Option<Duration>,
+    max_requests: Option<u32>,
+    evict_idle_siblings: bool,
+    learn_idle_timeout: bool,
+}
+
+impl Standard {
+    /// The standard policy with no limits.
+    pub const fn new() -> Self {
+        Self {
+            max_age: None,
+            max_idle: None,
+            max_requests: None,
+            evict_idle_siblings: true,
+            learn_idle_timeout: false,
+        }
+    }
+
+    /// A builder that starts from [`Standard::new`].
+    pub const fn builder() -> StandardBuilder {
+        StandardBuilder {
+            policy: Self::new(),
+        }
+    }
+}
+
+impl Default for Standard {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Policy for Standard {
+    fn condemns(&self, failure: FailureClass) -> bool {
+        failure == FailureClass::UnknownOutcome
+    }
+    fn max_age(&self) -> Option<Duration> {
+        self.max_age
+    }
+    fn max_idle(&self) -> Option<Duration> {
+        self.max_idle
+    }
+    fn max_requests(&self) -> Option<u32> {
+        self.max_requests
+    }
+    fn evict_idle_siblings(&self) -> bool {
+        self.evict_idle_siblings
+    }
+    fn learn_idle_timeout(&self) -> bool {
+        self.learn_idle_timeout
+    }
+}
+
+/// Builds a [`Standard`] policy, checking its limits; see [`Standard::builder`].
+#[derive(Debug, Clone, Copy)]
+pub struct StandardBuilder {
+    policy: Standard,
+}
+
+impl StandardBuilder {
+    /// The longest a connection may live. Must be more than zero. Defaults to no limit.
+    pub const fn max_age(mut self, max_age: Duration) -> Self {
+        self.policy.max_age = Some(max_age);
+        self
+    }
+
+    /// The longest a connection may sit idle and still be reused; set it below the idle timeout
+    /// of the server or of the proxies in between. Must be more than zero. Defaults to no limit.
+    pub const fn max_idle(mut self, max_idle: Duration) -> Self {
+        self.policy.max_idle = Some(max_idle);
+        self
+    }
+
+    /// The most requests a connection may carry. Must be at least 1. Defaults to no limit.
+    pub const fn max_requests(mut self, max_requests: u32) -> Self {
+        self.policy.max_requests = Some(max_requests);
+        self
+    }
+
+    /// Whether a reset also retires idle connections to the same host idle at least as long.
+    /// Defaults to `true`.
+    pub const fn evict_idle_siblings(mut self, evict: bool) -> Self {
+        self.policy.evict_idle_siblings = evict;
+        self
+    }
+
+    /// Whether to learn the peer's idle timeout from resets. Defaults to `false`.
+    pub const fn learn_idle_timeout(mut self, learn: bool) -> Self {
+        self.policy.learn_idle_timeout = learn;
+        self
+    }
+
+    /// Checks the limits and builds the policy.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] when a duration is zero or `max_requests` is 0.
+    pub fn build(self) -> Result<Standard, ConfigError> {
+        if self.policy.max_age == Some(Duration::ZERO) {
+            return Err(ConfigError::new(
+                "max_age",
+                "must be more than zero; leave it unset for no limit",
+            ));
+        }
+        if self.policy.max_idle == Some(Duration::ZERO) {
+            return Err(ConfigError::new(
+                "max_idle",
+                "must be more than zero; leave it unset for no limit",
+            ));
+        }
+        if self.policy.max_requests == Some(0) {
+            return Err(ConfigError::new(
+                "max_requests",
+                "must be at least 1; leave it unset for no limit",
+            ));
+        }
+        Ok(self.policy)
+    }
+}

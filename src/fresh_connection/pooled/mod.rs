@@ -1,0 +1,249 @@
+//! The pooled strategy, for hyper-util's legacy `Client`.
+
+mod registry;
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{ready, Context, Poll};
+
+use hyper_util::client::legacy::connect::{
+    capture_connection, CaptureConnection, Connected, HttpInfo,
+};
+use pin_project_lite::pin_project;
+use tokio::time::Instant;
+use tower::Layer;
+use tower_service::Service;
+
+use self::registry::{ConnectionId, Host, Registry};
+use super::layer::{FreshConnectionLayer, Pooled};
+use super::policy::{Policy, Standard};
+use crate::classify::{ClassifyError, StandardClassifier};
+use crate::trace::event;
+
+/// Keeps hyper-util's pool free of stale connections; made by [`FreshConnectionLayer::new`].
+///
+/// See the [module documentation](super) for what it does and what it costs.
+pub struct FreshConnection<S, F = Standard> {
+    inner: S,
+    shared: Arc<Shared<F>>,
+}
+
+struct Shared<F> {
+    policy: F,
+    registry: Mutex<Registry>,
+}
+
+impl<S, F> FreshConnection<S, F> {
+    fn with_policy(inner: S, policy: F) -> Self {
+        Self {
+            inner,
+            shared: Arc::new(Shared {
+                policy,
+                registry: Mutex::new(Registry::default()),
+            }),
+        }
+    }
+
+    /// The number of pooled connections currently tracked.
+    pub fn tracked_connections(&self) -> usize {
+        self.shared.registry().len()
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<F> Shared<F> {
+    fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
+        // The registry stays consistent whatever panicked while it was held: every update is a
+        // single step on plain data.
+        self.registry.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl<S, F: Clone> Layer<S> for FreshConnectionLayer<Pooled, F> {
+    type Service = FreshConnection<S, F>;
+
+    /// Every service made by one call to `layer` has its own registry; clones of that service
+    /// share it (as clones of a hyper-util `Client` share its pool).
+    fn layer(&self, inner: S) -> Self::Service {
+        FreshConnection::with_policy(inner, self.policy.clone())
+    }
+}
+
+impl<S, F, B, R> Service<http::Request<B>> for FreshConnection<S, F>
+where
+    S: Service<http::Request<B>, Response = http::Response<R>>,
+    StandardClassifier: ClassifyError<S::Error>,
+    F: Policy,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, F>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        let started = Instant::now();
+        let host = Host::of(request.uri());
+        self.shared
+            .registry()
+            .retire_before_checkout(&host, started, &self.shared.policy);
+        let capture = capture_connection(&mut request);
+        ResponseFuture {
+            future: self.inner.call(request),
+            tracking: Some(Tracking {
+                shared: self.shared.clone(),
+                capture,
+                host,
+                started,
+            }),
+        }
+    }
+}
+
+struct Tracking<F> {
+    shared: Arc<Shared<F>>,
+    capture: CaptureConnection,
+    host: Host,
+    started: Instant,
+}
+
+pin_project! {
+    /// The response future of [`FreshConnection`].
+    pub struct ResponseFuture<Fut, F> {
+        #[pin]
+        future: Fut,
+        tracking: Option<Tracking<F>>,
+    }
+}
+
+impl<Fut, F, R, E> Future for ResponseFuture<Fut, F>
+where
+    Fut: Future<Output = Result<http::Response<R>, E>>,
+    StandardClassifier: ClassifyError<E>,
+    F: Policy,
+{
+    type Output = Fut::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = ready!(this.future.poll(cx));
+        if let Some(tracking) = this.tracking.take() {
+            tracking.record(&result);
+        }
+        Poll::Ready(result)
+    }
+}
+
+impl<F: Policy> Tracking<F> {
+    fn record<R, E>(self, result: &Result<http::Response<R>, E>)
+    where
+        StandardClassifier: ClassifyError<E>,
+    {
+        let now = Instant::now();
+        let policy = &self.shared.policy;
+        match result {
+            Ok(response) => {
+                let Some(info) = response.extensions().get::<HttpInfo>() else {
+                    // A connector that does not report its addresses: nothing to track by.
+                    return;
+                };
+                let id = ConnectionId {
+                    local: info.local_addr(),
+                    remote: info.remote_addr(),
+                };
+                self.shared.registry().completed(
+                    id,
+                    &self.host,
+                    &self.capture,
+                    self.started,
+                    now,
+                    policy,
+                );
+            }
+            Err(error) => {
+                let Some(failure) = StandardClassifier::new().classify_error(error) else {
+                    return;
+                };
+                if !policy.condemns(failure) {
+                    return;
+                }
+                let id = {
+                    let metadata = self.capture.connection_metadata();
+                    let Some(connected) = metadata.as_ref() else {
+                        // The request never got a connection: there is none to condemn.
+                        return;
+                    };
+                    connected.poison();
+                    connection_id(connected)
+                };
+                let retired =
+                    self.shared
+                        .registry()
+                        .condemned(id, &self.host, self.started, policy);
+                event!(
+                    info,
+                    %failure,
+                    idle_siblings_retired = retired,
+                    "connection condemned and poisoned"
+                );
+                let _ = retired;
+            }
+        }
+    }
+}
+
+/// The addresses of a captured connection, when its connector reports them.
+fn connection_id(connected: &Connected) -> Option<ConnectionId> {
+    let mut extensions = http::Extensions::new();
+    connected.get_extras(&mut extensions);
+    let info = extensions.get::<HttpInfo>()?;
+    Some(ConnectionId {
+        local: info.local_addr(),
+        remote: info.remote_addr(),
+    })
+}
+
+impl<S: Clone, F> Clone for FreshConnection<S, F> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<S: fmt::Debug, F: fmt::Debug> fmt::Debug for FreshConnection<S, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FreshConnection")
+            .field("inner", &self.inner)
+            .field("policy", &self.shared.policy)
+            .field("tracked_connections", &self.tracked_connections())
+            .finish()
+    }
+}
+
+impl<Fut, F> fmt::Debug for ResponseFuture<Fut, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture")
+            .field("tracking", &self.tracking.is_some())
+            .finish()
+    }
+}

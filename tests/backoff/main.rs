@@ -1,0 +1,15 @@
+//! `Backoff`: exact schedules, the stack `ResetRetry` + `Backoff` over the tower-test mock in
+//! paused time (delays, server hints, the deadline, cancellation, readiness), property tests,
+//! and one test over real loopback sockets.
+
+mod alone;
+mod cancel;
+mod config;
+mod harness;
+mod hints;
+mod property;
+#[path = "../support/reset_server.rs"]
+mod reset_server;
+mod schedules;
+mod socket;
+mod stack;

@@ -22,11 +22,15 @@
 //! |---|---|---|
 //! | [`ResetRetryLayer`] | **whether** a failed request may be tried again | [`reset_retry`] |
 //! | [`BackoffLayer`] | **when** the next attempt may go out | [`backoff`] |
+//! | [`FreshConnectionLayer`] | **on which connection** it goes out | [`fresh_connection`] |
 //!
 //! Each retry carries an [`AttemptRecord`](attempt::AttemptRecord) in its request extensions, so
 //! that layers below can act on it (see [`attempt`]).
 //!
 //! # Example
+//!
+//! The recommended stack over hyper-util's legacy client (feature `hyper-util`), outermost
+//! first:
 //!
 //! ```
 //! use bytes::Bytes;
@@ -34,13 +38,15 @@
 //! use hyper_util::client::legacy::Client;
 //! use hyper_util::rt::TokioExecutor;
 //! use tower::{Service, ServiceBuilder, ServiceExt};
-//! use tower_reset::ResetRetryLayer;
+//! use tower_reset::{BackoffLayer, FreshConnectionLayer, ResetRetryLayer};
 //!
-//! # #[cfg(feature = "hyper-util")] // the classifier needs to know hyper-util's error type
+//! # #[cfg(feature = "hyper-util")]
 //! # async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 //! let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
 //! let mut service = ServiceBuilder::new()
-//!     .layer(ResetRetryLayer::new())
+//!     .layer(ResetRetryLayer::new()) // whether
+//!     .layer(BackoffLayer::new()) // when
+//!     .layer(FreshConnectionLayer::new()) // which connection
 //!     .service(client);
 //!
 //! let request = http::Request::get("http://127.0.0.1:3000/").body(Full::default())?;

@@ -307,3 +307,30 @@ async fn error_responses_do_not_retire_the_connection() {
     .await
     .expect("no hang");
 }
+
+/// The stack of DESIGN.md, exactly as written there, over hyper-util's legacy client: the three
+/// layers with their `new()` defaults, in this order.
+#[tokio::test]
+async fn the_documented_stack_compiles_and_recovers_from_a_restart() {
+    tokio::time::timeout(LIMIT, async {
+        let server = Server::start(Config {
+            delay: Duration::from_millis(100),
+            ..Config::default()
+        })
+        .await;
+        let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+        let stack = ServiceBuilder::new()
+            .layer(ResetRetryLayer::new()) // whether
+            .layer(BackoffLayer::new()) // when
+            .layer(FreshConnectionLayer::new()) // which connection
+            .service(client);
+        warm(&stack, &server, 3).await;
+        server.restart();
+        let response = stack.oneshot(get(&server)).await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(attempts(&response), 2);
+        assert_eq!(server.connections().len(), 4);
+    })
+    .await
+    .expect("no hang");
+}

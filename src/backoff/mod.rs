@@ -15,7 +15,9 @@
 //!   honoured as a minimum wait. A hint longer than [`max_hint`](BackoffLayer::max_hint), or a
 //!   negative pushback, means *no retry*, not a shorter wait;
 //! * the **deadline** is never slept past: when the wait would end after it, the attempt is not
-//!   sent and the caller gets the last real failure at once.
+//!   sent and the caller gets the last real failure at once. (tokio's timer wakes at whole
+//!   milliseconds, so a wait that ends exactly at the deadline may start the attempt up to 1 ms
+//!   after it.)
 //!
 //! An attempt that must not go out ends with an [`AttemptAbandoned`] error, which `ResetRetry`
 //! replaces with the outcome of the previous attempt; the caller never sees it when the layers

@@ -44,6 +44,15 @@ async fn poll_once<F: Future + Unpin>(future: &mut F) -> Poll<F::Output> {
     poll_fn(|cx| Poll::Ready(Pin::new(&mut *future).poll(cx))).await
 }
 
+/// The next attempt at the mock. Fails the test, rather than hanging it, when none arrives
+/// within a (paused) minute while nothing drives the request.
+async fn next_attempt(handle: &mut mock::Handle<Req, Res>) -> (Req, mock::SendResponse<Res>) {
+    tokio::time::timeout(Duration::from_secs(60), handle.next_request())
+        .await
+        .expect("no attempt reached the mock")
+        .expect("the mock is alive")
+}
+
 const DELAY: Duration = Duration::from_millis(100);
 
 /// A stack over a marked mock, and a request driven until its third attempt sleeps: attempt 1
@@ -77,7 +86,7 @@ async fn sleeping() -> Sleeping<
     service.ready().await.unwrap();
     let mut future = Box::pin(service.call(get("/")));
     for _ in 0..2 {
-        let (_, respond) = handle.next_request().await.expect("an attempt");
+        let (_, respond) = next_attempt(&mut handle).await;
         respond.send_error(std::io::Error::from(RESET));
         assert!(poll_once(&mut future).await.is_pending());
     }
@@ -159,7 +168,7 @@ async fn a_sleeping_attempt_holds_no_readiness() {
 
     first.ready().await.unwrap();
     let mut a = Box::pin(first.call(get("/a")));
-    let (_, respond) = handle.next_request().await.unwrap();
+    let (_, respond) = next_attempt(&mut handle).await;
     respond.send_error(std::io::Error::from(RESET));
     assert!(poll_once(&mut a).await.is_pending(), "A sleeps");
     let slept_at = Instant::now();
@@ -170,7 +179,7 @@ async fn a_sleeping_attempt_holds_no_readiness() {
         .expect("the sleeping attempt holds the only permit")
         .unwrap();
     let b = ready.call(get("/b"));
-    let (request, respond) = handle.next_request().await.unwrap();
+    let (request, respond) = next_attempt(&mut handle).await;
     assert_eq!(request.uri(), "/b");
     assert_eq!(Instant::now(), slept_at, "B did not wait for A's delay");
     respond.send_response(http::Response::new(()));

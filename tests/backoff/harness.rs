@@ -121,6 +121,9 @@ impl Run {
     }
 }
 
+/// The longest a scripted request may take, in paused time.
+const GUARD: Duration = Duration::from_secs(400 * 24 * 60 * 60);
+
 /// Sends `request` through `layer` over a fresh mock, answering attempts from `script` in
 /// order. An attempt beyond the script fails the test.
 pub(crate) async fn send<L>(layer: &L, request: Req, script: Vec<Answer>) -> Run
@@ -146,11 +149,16 @@ where
 {
     let start = Instant::now();
     let mut call = tokio::spawn(service.oneshot(request));
+    // A request that never completes fails the test instead of hanging it. Paused time jumps
+    // to the nearest timer, so this far one changes no other timing.
+    let guard = tokio::time::sleep(GUARD);
+    tokio::pin!(guard);
     let mut script = script.into_iter();
     let mut attempts = Vec::new();
     let mut arrivals = Vec::new();
     loop {
         tokio::select! {
+            () = &mut guard => panic!("the request did not complete within {GUARD:?}"),
             result = &mut call => {
                 return Run {
                     result: result.expect("the call does not panic"),

@@ -18,8 +18,10 @@ pub enum Jitter {
     Full,
     /// Uniform in `[d/2, d]`: never much shorter than the exponential delay.
     Equal,
-    /// Uniform in `[base, 3 × previous]`, capped at `max`: each delay grows from the last one
-    /// actually slept rather than from the attempt number (`factor` is not used).
+    /// Uniform in `[base, min(3 × previous, max)]`: each delay grows from the last one actually
+    /// slept rather than from the attempt number (`factor` is not used). Unlike the AWS formula,
+    /// which draws first and caps after, the range itself is capped, so delays near `max` are
+    /// spread instead of piling up on it.
     Decorrelated,
 }
 

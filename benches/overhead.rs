@@ -211,6 +211,21 @@ fn budget(c: &mut Criterion) {
             })
         })
     });
+    group.finish();
+
+    // The hot path: every retryable request deposits; only failures withdraw.
+    let mut group = c.benchmark_group("budget, 2 threads contending (deposit only)");
+    group.bench_function("tower TpsBudget", |b| {
+        let budget = Arc::new(TpsBudget::new(Duration::from_secs(10), 10, 0.2));
+        b.iter_custom(|iters| contended(budget.clone(), iters, |budget| budget.deposit()))
+    });
+    group.bench_function("RetryBudget", |b| {
+        let budget = Arc::new(RetryBudget::default());
+        b.iter_custom(|iters| contended(budget.clone(), iters, |budget| budget.deposit()))
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("budget, 2 threads contending (deposit + withdraw)");
     group.bench_function("RetryBudget", |b| {
         let budget = Arc::new(RetryBudget::default());
         b.iter_custom(|iters| {

@@ -8,12 +8,15 @@
 //! [`RetryBudget`] counts requests and retries in a sliding window of ten slots, without locks:
 //! each slot is one atomic word holding both the slot's epoch and its count, so a slot that
 //! moves on to a new epoch resets its count in the same compare-and-swap that increments it.
+//! Requests, counted on every retryable request, are striped over eight cache lines per slot,
+//! one per thread in turn, so that threads do not fight over one word; retries, counted only on
+//! failures, and the sums, taken only when a retry is asked for, read them all.
 //! Requests and retries are counted as whole numbers and compared only when a retry is asked
 //! for, so the measured ratio converges on the configured one; tower's `TpsBudget` instead
 //! rounds a per-request deposit to an integer, which lets small ratios drift upwards.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -77,8 +80,26 @@ pub struct RetryBudget {
     reserve: f64,
     slot_nanos: u64,
     start: Instant,
-    requests: [AtomicU64; SLOTS],
-    retries: [AtomicU64; SLOTS],
+    /// Per slot, one counter per stripe.
+    requests: Box<[[Padded; STRIPES]; SLOTS]>,
+    retries: [Padded; SLOTS],
+}
+
+/// Number of request counters per slot.
+const STRIPES: usize = 8;
+
+/// An atomic counter alone on its cache line.
+#[derive(Default)]
+#[repr(align(64))]
+struct Padded(AtomicU64);
+
+/// The stripe of the calling thread: threads take stripes in turn, the first time they count.
+fn stripe() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static STRIPE: usize = NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES;
+    }
+    STRIPE.with(|stripe| *stripe)
 }
 
 impl RetryBudget {
@@ -122,7 +143,7 @@ impl RetryBudget {
             reserve: f64::from(min_per_second) * window.as_secs_f64(),
             slot_nanos: (window.as_nanos() / SLOTS as u128) as u64,
             start: Instant::now(),
-            requests: Default::default(),
+            requests: Box::new(std::array::from_fn(|_| Default::default())),
             retries: Default::default(),
         })
     }
@@ -147,12 +168,12 @@ impl RetryBudget {
         ((elapsed.as_nanos() / u128::from(self.slot_nanos)) as u64) & EPOCH_MASK
     }
 
-    fn sum(&self, slots: &[AtomicU64; SLOTS], epoch: u64) -> u64 {
-        slots
-            .iter()
-            .map(|slot| {
-                let (slot_epoch, count) = unpack(slot.load(Ordering::Acquire));
-                if age(epoch, slot_epoch) < SLOTS as u64 {
+    /// The sum of the counters that belong to the window ending at `epoch`.
+    fn sum<'a>(counters: impl Iterator<Item = &'a Padded>, epoch: u64) -> u64 {
+        counters
+            .map(|counter| {
+                let (counter_epoch, count) = unpack(counter.0.load(Ordering::Acquire));
+                if age(epoch, counter_epoch) < SLOTS as u64 {
                     count
                 } else {
                     0
@@ -176,17 +197,17 @@ impl Default for RetryBudget {
 impl Budget for RetryBudget {
     fn deposit(&self) {
         let epoch = self.epoch();
-        increment(&self.requests[epoch as usize % SLOTS], epoch);
+        increment(&self.requests[epoch as usize % SLOTS][stripe()].0, epoch);
     }
 
     fn try_withdraw(&self) -> bool {
         let epoch = self.epoch();
-        let requests = self.sum(&self.requests, epoch) as f64;
-        let retries = self.sum(&self.retries, epoch) as f64;
+        let requests = Self::sum(self.requests.iter().flatten(), epoch) as f64;
+        let retries = Self::sum(self.retries.iter(), epoch) as f64;
         if retries + 1.0 > self.ratio * requests + self.reserve {
             return false;
         }
-        increment(&self.retries[epoch as usize % SLOTS], epoch);
+        increment(&self.retries[epoch as usize % SLOTS].0, epoch);
         true
     }
 }

@@ -167,8 +167,8 @@ impl AttemptAbandoned {
         self.reason
     }
 
-    /// Whether `error` (a `BoxError` or any error type, through its `source()` chain) is an
-    /// abandoned attempt.
+    /// Whether `error` (an `AttemptAbandoned`, or a `BoxError` with one anywhere in the chain
+    /// the classifier walks) is an abandoned attempt.
     pub(crate) fn is<E: Any>(error: &E) -> bool {
         let any: &dyn Any = error;
         if any.is::<AttemptAbandoned>() {
@@ -177,15 +177,7 @@ impl AttemptAbandoned {
         let Some(boxed) = any.downcast_ref::<tower::BoxError>() else {
             return false;
         };
-        let mut link: Option<&(dyn Error + 'static)> = Some(&**boxed);
-        for _ in 0..8 {
-            let Some(err) = link else { break };
-            if err.is::<AttemptAbandoned>() {
-                return true;
-            }
-            link = err.source();
-        }
-        false
+        crate::classify::chain::links(&**boxed).any(|err| err.is::<AttemptAbandoned>())
     }
 }
 

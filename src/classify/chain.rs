@@ -18,22 +18,23 @@ const MAX_DEPTH: usize = 32;
 /// Classifies the whole chain that starts at `error`.
 pub(super) fn classify(error: &(dyn Error + 'static)) -> Option<FailureClass> {
     let mut verdict: Option<FailureClass> = None;
-    let mut link = Some(error);
-    for _ in 0..MAX_DEPTH {
-        let Some(err) = link else { break };
-        if let Some(class) = classify_link(err) {
-            verdict = Some(match verdict {
-                Some(seen) => most_certain(seen, class),
-                None => class,
-            });
-            if verdict == Some(FailureClass::NeverSent) {
-                // Nothing can be more certain than "never sent".
-                break;
-            }
+    for class in links(error).filter_map(classify_link) {
+        let combined = verdict.map_or(class, |seen| most_certain(seen, class));
+        verdict = Some(combined);
+        if combined == FailureClass::NeverSent {
+            // Nothing can be more certain than "never sent".
+            break;
         }
-        link = next_link(err);
     }
     verdict
+}
+
+/// The links of the chain that starts at `error`, outermost first, at most [`MAX_DEPTH`] of
+/// them.
+pub(crate) fn links<'a>(
+    error: &'a (dyn Error + 'static),
+) -> impl Iterator<Item = &'a (dyn Error + 'static)> {
+    std::iter::successors(Some(error), |err| next_link(*err)).take(MAX_DEPTH)
 }
 
 /// The error below `err` in the chain.

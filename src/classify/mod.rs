@@ -21,7 +21,7 @@
 //! | answered "unavailable" (opt-in, see [`StandardClassifier::unavailable_responses`]) | `503`, gRPC `UNAVAILABLE` in the headers | [`Unavailable`](FailureClass::Unavailable) |
 //! | anything else: timeouts, TLS, DNS, 4xx, application errors | | not a failure of this crate's kind (`None`) |
 
-mod chain;
+pub(crate) mod chain;
 mod standard;
 
 pub use self::standard::StandardClassifier;

@@ -161,15 +161,16 @@ where
     }
 
     fn call(&mut self, request: Req) -> Self::Future {
-        let condemned = AttemptRecord::of(&request)
+        let record = AttemptRecord::of(&request);
+        let condemned = record
             .previous_failure()
             .filter(|failure| self.policy.condemns(*failure));
         match condemned {
-            Some(_failure) => {
+            Some(failure) => {
                 crate::trace::event!(
                     debug,
-                    failure = %_failure,
-                    attempt = AttemptRecord::of(&request).number(),
+                    failure = %failure,
+                    attempt = record.number(),
                     "attempt detoured to a new connection"
                 );
                 // The primary was polled ready and is not called: it keeps its readiness for

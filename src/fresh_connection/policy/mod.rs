@@ -20,7 +20,7 @@ pub use self::standard::{Standard, StandardBuilder};
 
 use std::time::Duration;
 
-use crate::classify::FailureClass;
+use crate::classify::{ClassifyError, FailureClass, StandardClassifier};
 
 /// Decides when a connection must not carry another request.
 ///
@@ -63,44 +63,43 @@ pub trait Policy {
     }
 }
 
-impl<P: Policy + ?Sized> Policy for &P {
-    fn condemns(&self, failure: FailureClass) -> bool {
-        (**self).condemns(failure)
-    }
-    fn max_age(&self) -> Option<Duration> {
-        (**self).max_age()
-    }
-    fn max_idle(&self) -> Option<Duration> {
-        (**self).max_idle()
-    }
-    fn max_requests(&self) -> Option<u32> {
-        (**self).max_requests()
-    }
-    fn evict_idle_siblings(&self) -> bool {
-        (**self).evict_idle_siblings()
-    }
-    fn learn_idle_timeout(&self) -> bool {
-        (**self).learn_idle_timeout()
-    }
+/// `Policy` for pointers to a policy, each method forwarded to the pointee.
+macro_rules! forward_policy {
+    ($($pointer:ty),*) => {$(
+        impl<P: Policy + ?Sized> Policy for $pointer {
+            fn condemns(&self, failure: FailureClass) -> bool {
+                (**self).condemns(failure)
+            }
+            fn max_age(&self) -> Option<Duration> {
+                (**self).max_age()
+            }
+            fn max_idle(&self) -> Option<Duration> {
+                (**self).max_idle()
+            }
+            fn max_requests(&self) -> Option<u32> {
+                (**self).max_requests()
+            }
+            fn evict_idle_siblings(&self) -> bool {
+                (**self).evict_idle_siblings()
+            }
+            fn learn_idle_timeout(&self) -> bool {
+                (**self).learn_idle_timeout()
+            }
+        }
+    )*};
 }
 
-impl<P: Policy + ?Sized> Policy for std::sync::Arc<P> {
-    fn condemns(&self, failure: FailureClass) -> bool {
-        (**self).condemns(failure)
-    }
-    fn max_age(&self) -> Option<Duration> {
-        (**self).max_age()
-    }
-    fn max_idle(&self) -> Option<Duration> {
-        (**self).max_idle()
-    }
-    fn max_requests(&self) -> Option<u32> {
-        (**self).max_requests()
-    }
-    fn evict_idle_siblings(&self) -> bool {
-        (**self).evict_idle_siblings()
-    }
-    fn learn_idle_timeout(&self) -> bool {
-        (**self).learn_idle_timeout()
-    }
+forward_policy!(&P, std::sync::Arc<P>);
+
+/// The class of `error`, as the [`StandardClassifier`] sees it, when `policy` condemns the
+/// connection it happened on; `None` for any other error. What every strategy asks of a failed
+/// request.
+pub(crate) fn condemning_failure<P, E>(policy: &P, error: &E) -> Option<FailureClass>
+where
+    P: Policy + ?Sized,
+    StandardClassifier: ClassifyError<E>,
+{
+    StandardClassifier::new()
+        .classify_error(error)
+        .filter(|failure| policy.condemns(*failure))
 }

@@ -18,7 +18,7 @@ use tower_service::Service;
 
 use self::registry::{ConnectionId, Host, Registry};
 use super::layer::{FreshConnectionLayer, Pooled};
-use super::policy::{Policy, Standard};
+use super::policy::{condemning_failure, Policy, Standard};
 use crate::classify::{ClassifyError, StandardClassifier};
 use crate::trace::event;
 
@@ -179,12 +179,9 @@ impl<F: Policy> Tracking<F> {
                 );
             }
             Err(error) => {
-                let Some(failure) = StandardClassifier::new().classify_error(error) else {
+                let Some(failure) = condemning_failure(policy, error) else {
                     return;
                 };
-                if !policy.condemns(failure) {
-                    return;
-                }
                 let id = {
                     let metadata = self.capture.connection_metadata();
                     let Some(connected) = metadata.as_ref() else {
@@ -204,7 +201,6 @@ impl<F: Policy> Tracking<F> {
                     idle_siblings_retired = retired,
                     "connection condemned and poisoned"
                 );
-                let _ = retired;
             }
         }
     }

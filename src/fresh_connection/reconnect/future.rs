@@ -12,7 +12,7 @@ use tower::BoxError;
 
 use super::Health;
 use crate::classify::{ClassifyError, StandardClassifier};
-use crate::fresh_connection::policy::Policy;
+use crate::fresh_connection::policy::{condemning_failure, Policy};
 use crate::trace::event;
 
 pin_project! {
@@ -102,10 +102,7 @@ impl<F: Policy> Tracker<F> {
     where
         StandardClassifier: ClassifyError<E>,
     {
-        let Some(failure) = StandardClassifier::new().classify_error(error) else {
-            return;
-        };
-        if self.health.policy().condemns(failure) {
+        if let Some(failure) = condemning_failure(self.health.policy(), error) {
             event!(info, %failure, "connection condemned; the next poll_ready reconnects");
             self.health.condemn();
         }

@@ -305,7 +305,6 @@ where
                     if !made_now {
                         if let Some(reason) = connection.retirement(&*self.policy) {
                             event!(debug, reason, "connection retired; reconnecting");
-                            let _ = reason;
                             self.state = State::Idle;
                             continue;
                         }
@@ -330,7 +329,6 @@ where
                             // reconnecting is for. Its error is not the caller's business.
                             let error: BoxError = error.into();
                             event!(debug, %error, "connection closed; reconnecting");
-                            drop(error);
                         }
                     }
                 }

@@ -5,11 +5,11 @@
 //! nothing, so what is measured is the layers' own work: polling, the decision to keep a copy,
 //! the copy itself, and the budget deposit.
 
-use std::future::Future;
+#[path = "../tests/support/instant_service.rs"]
+mod instant_service;
+
 use std::hint::black_box;
-use std::pin::pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
@@ -19,26 +19,7 @@ use tower_reset::reset_retry::policy::Never;
 use tower_reset::reset_retry::{Budget as _, RetryBudget};
 use tower_reset::{BackoffLayer, ResetRetryLayer};
 
-type Request = http::Request<String>;
-type Response = http::Response<()>;
-
-/// Answers at once, allocating nothing.
-#[derive(Clone)]
-struct Answer;
-
-impl Service<Request> for Answer {
-    type Response = Response;
-    type Error = BoxError;
-    type Future = std::future::Ready<Result<Response, BoxError>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, _: Request) -> Self::Future {
-        std::future::ready(Ok(http::Response::new(())))
-    }
-}
+use crate::instant_service::{send, Answer, Request, Response};
 
 /// `tower::retry` with the policy a user would write: clone GETs, retry errors.
 #[derive(Clone)]
@@ -57,21 +38,6 @@ impl tower::retry::Policy<Request, Response, BoxError> for CloneGets {
 
     fn clone_request(&mut self, request: &Request) -> Option<Request> {
         (request.method() == http::Method::GET).then(|| request.clone())
-    }
-}
-
-fn send<S>(service: &mut S, request: Request) -> Response
-where
-    S: Service<Request, Response = Response, Error = BoxError>,
-{
-    let mut cx = Context::from_waker(Waker::noop());
-    let Poll::Ready(Ok(())) = service.poll_ready(&mut cx) else {
-        panic!("ready at once");
-    };
-    let mut future = pin!(service.call(request));
-    match future.as_mut().poll(&mut cx) {
-        Poll::Ready(result) => result.expect("the answer"),
-        Poll::Pending => panic!("the response is ready at once"),
     }
 }
 

@@ -6,13 +6,14 @@
 //! (`allocation-counter` installs the counting global allocator: the crate itself forbids
 //! `unsafe`, even in tests.)
 
-use std::future::Future;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
+#[path = "../support/instant_service.rs"]
+mod instant_service;
 
-use tower::{BoxError, Layer, Service, ServiceBuilder};
+use tower::{Layer, ServiceBuilder};
 use tower_reset::reset_retry::policy::Never;
 use tower_reset::{BackoffLayer, ResetRetryLayer};
+
+use crate::instant_service::{send, Answer, Request};
 
 /// The allocations `f` makes on this thread (counted by `allocation-counter`'s global
 /// allocator), and its result.
@@ -20,41 +21,6 @@ fn allocations<T>(f: impl FnOnce() -> T) -> (u64, T) {
     let mut value = None;
     let info = allocation_counter::measure(|| value = Some(f()));
     (info.count_total, value.expect("measure runs the closure"))
-}
-
-type Request = http::Request<String>;
-type Response = http::Response<()>;
-
-/// A service that answers at once, allocating nothing.
-#[derive(Clone)]
-struct Answer;
-
-impl Service<Request> for Answer {
-    type Response = Response;
-    type Error = BoxError;
-    type Future = std::future::Ready<Result<Response, BoxError>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, _: Request) -> Self::Future {
-        std::future::ready(Ok(http::Response::new(())))
-    }
-}
-
-/// Polls ready, calls, and polls the response future to completion (it is ready at once).
-fn send<S>(service: &mut S, request: Request) -> Response
-where
-    S: Service<Request, Response = Response, Error = BoxError>,
-{
-    let mut cx = Context::from_waker(Waker::noop());
-    assert!(matches!(service.poll_ready(&mut cx), Poll::Ready(Ok(()))));
-    let mut future = pin!(service.call(request));
-    match future.as_mut().poll(&mut cx) {
-        Poll::Ready(result) => result.expect("the answer"),
-        Poll::Pending => panic!("the response future should be ready at once"),
-    }
 }
 
 fn request(method: http::Method) -> Request {

@@ -1,0 +1,46 @@
+//! A service that answers at once and allocates nothing, and a way to send one request through
+//! a stack over it without a runtime: what the allocation tests and the overhead benchmark
+//! measure the layers against.
+
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+use tower::{BoxError, Service};
+
+pub(crate) type Request = http::Request<String>;
+pub(crate) type Response = http::Response<()>;
+
+/// Answers every request at once with an empty `200`.
+#[derive(Clone)]
+pub(crate) struct Answer;
+
+impl Service<Request> for Answer {
+    type Response = Response;
+    type Error = BoxError;
+    type Future = std::future::Ready<Result<Response, BoxError>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: Request) -> Self::Future {
+        std::future::ready(Ok(http::Response::new(())))
+    }
+}
+
+/// Polls ready, calls, and polls the response future, which must be ready at once.
+pub(crate) fn send<S>(service: &mut S, request: Request) -> Response
+where
+    S: Service<Request, Response = Response, Error = BoxError>,
+{
+    let mut cx = Context::from_waker(Waker::noop());
+    let Poll::Ready(Ok(())) = service.poll_ready(&mut cx) else {
+        panic!("the service should be ready at once");
+    };
+    let mut future = pin!(service.call(request));
+    match future.as_mut().poll(&mut cx) {
+        Poll::Ready(result) => result.expect("the answer"),
+        Poll::Pending => panic!("the response future should be ready at once"),
+    }
+}

@@ -11,5 +11,7 @@ mod property;
 #[path = "../support/reset_server.rs"]
 mod reset_server;
 mod schedules;
+#[path = "../support/scripted_mock.rs"]
+mod scripted_mock;
 mod socket;
 mod stack;

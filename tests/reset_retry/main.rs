@@ -7,4 +7,6 @@ mod mock;
 mod property;
 #[path = "../support/reset_server.rs"]
 mod reset_server;
+#[path = "../support/scripted_mock.rs"]
+mod scripted_mock;
 mod socket;

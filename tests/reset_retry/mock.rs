@@ -41,7 +41,7 @@ async fn reset_get_succeeds_on_the_second_attempt() {
     let run = run(
         &no_budget(),
         get("/"),
-        vec![Fail(RESET, "stale"), Respond(200)],
+        vec![Fail(RESET, "stale"), status(200)],
     )
     .await;
     assert_eq!(run.status(), 200);
@@ -59,7 +59,7 @@ async fn reset_get_succeeds_on_the_second_attempt() {
 
 #[tokio::test(start_paused = true)]
 async fn a_response_on_the_first_attempt_carries_no_history() {
-    let run = run(&no_budget(), get("/"), vec![Respond(200)]).await;
+    let run = run(&no_budget(), get("/"), vec![status(200)]).await;
     assert!(run
         .result
         .unwrap()
@@ -78,7 +78,7 @@ async fn retries_carry_the_attempt_record_and_the_first_attempt_none() {
     let run = run(
         &layer,
         get("/"),
-        vec![Fail(REFUSED, "down"), Fail(RESET, "stale"), Respond(200)],
+        vec![Fail(REFUSED, "down"), Fail(RESET, "stale"), status(200)],
     )
     .await;
     assert_eq!(run.status(), 200);
@@ -124,7 +124,7 @@ async fn post_that_was_never_sent_is_retried() {
     let run = run(
         &no_budget(),
         post("/pay"),
-        vec![Fail(REFUSED, "refused"), Respond(201)],
+        vec![Fail(REFUSED, "refused"), status(201)],
     )
     .await;
     assert_eq!(run.status(), 201);
@@ -146,7 +146,7 @@ async fn post_with_idempotency_key_is_retried_after_a_reset() {
     let run = run(
         &no_budget(),
         request,
-        vec![Fail(RESET, "reset"), Respond(200)],
+        vec![Fail(RESET, "reset"), status(200)],
     )
     .await;
     assert_eq!(run.status(), 200);
@@ -173,7 +173,7 @@ async fn idempotent_methods_are_retried_and_others_are_not() {
             .body(String::new())
             .unwrap();
         let script = if retried {
-            vec![Fail(RESET, "reset"), Respond(200)]
+            vec![Fail(RESET, "reset"), status(200)]
         } else {
             vec![Fail(RESET, "reset")]
         };
@@ -206,7 +206,7 @@ async fn errors_that_are_not_resets_are_not_retried() {
 
 #[tokio::test(start_paused = true)]
 async fn error_responses_are_not_retried_by_default() {
-    let run = run(&no_budget(), get("/"), vec![Respond(503)]).await;
+    let run = run(&no_budget(), get("/"), vec![status(503)]).await;
     assert_eq!(run.status(), 503);
     assert_eq!(run.attempts.len(), 1);
 }
@@ -218,18 +218,18 @@ async fn unavailable_responses_are_retried_when_asked_for_idempotent_requests_on
         .classifier(StandardClassifier::new().unavailable_responses(true))
         .build()
         .unwrap();
-    let run_get = run(&layer, get("/"), vec![Respond(503), Respond(200)]).await;
+    let run_get = run(&layer, get("/"), vec![status(503), status(200)]).await;
     assert_eq!(run_get.status(), 200);
     assert_eq!(run_get.attempts.len(), 2);
 
-    let run_post = run(&layer, post("/"), vec![Respond(503)]).await;
+    let run_post = run(&layer, post("/"), vec![status(503)]).await;
     assert_eq!(run_post.status(), 503, "the 503 itself is handed back");
     assert_eq!(run_post.attempts.len(), 1);
 
     let run_exhausted = run(
         &layer,
         get("/"),
-        vec![Respond(503), Respond(503), Respond(503)],
+        vec![status(503), status(503), status(503)],
     )
     .await;
     assert_eq!(
@@ -252,7 +252,7 @@ async fn a_server_that_asks_not_to_retry_is_obeyed() {
         .header("grpc-retry-pushback-ms", "-1")
         .body(())
         .unwrap();
-    let run = run(&layer, get("/"), vec![Answer::RespondWith(stop)]).await;
+    let run = run(&layer, get("/"), vec![Answer::Respond(stop)]).await;
     assert_eq!(run.status(), 503);
     assert_eq!(run.attempts.len(), 1);
 }
@@ -377,7 +377,7 @@ async fn a_huge_deadline_works_like_no_deadline() {
         .deadline(Duration::MAX)
         .build()
         .unwrap();
-    let run = run(&layer, get("/"), vec![Fail(RESET, "reset"), Respond(200)]).await;
+    let run = run(&layer, get("/"), vec![Fail(RESET, "reset"), status(200)]).await;
     assert_eq!(run.status(), 200);
     assert_eq!(AttemptRecord::of(&run.attempts[1]).deadline(), None);
 }
@@ -410,7 +410,7 @@ async fn protocol_refusals_do_not_spend_the_budget_but_count_as_attempts() {
         .build()
         .unwrap();
     let refused = || Answer::FailWith("refused stream".into());
-    let run_ok = run(&layer, post("/pay"), vec![refused(), Respond(200)]).await;
+    let run_ok = run(&layer, post("/pay"), vec![refused(), status(200)]).await;
     assert_eq!(
         run_ok.status(),
         200,
@@ -459,7 +459,7 @@ async fn a_retryable_request_is_copied_once_plus_once_per_retry_but_the_last() {
         .clone_requests(clones.clone())
         .build()
         .unwrap();
-    let happy = run(&layer, get("/"), vec![Respond(200)]).await;
+    let happy = run(&layer, get("/"), vec![status(200)]).await;
     assert_eq!(happy.status(), 200);
     assert_eq!(clones.count(), 1, "the happy path copies the request once");
 
@@ -491,7 +491,7 @@ async fn a_closure_policy_can_allow_a_keyed_post() {
     keyed
         .headers_mut()
         .insert("x-charge-key", "c-1".parse().unwrap());
-    let run_keyed = run(&layer, keyed, vec![Fail(RESET, "reset"), Respond(200)]).await;
+    let run_keyed = run(&layer, keyed, vec![Fail(RESET, "reset"), status(200)]).await;
     assert_eq!(run_keyed.status(), 200);
 
     let run_other = run(&layer, post("/v1/refunds"), vec![Fail(RESET, "reset")]).await;

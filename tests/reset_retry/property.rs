@@ -6,27 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use proptest::prelude::*;
-use proptest::test_runner::RngSeed;
 use tower::{BoxError, Layer, ServiceExt};
 use tower_reset::reset_retry::{Budget, RetryBudget};
 use tower_reset::ResetRetryLayer;
 
 use crate::harness::*;
-
-fn paused_runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .unwrap()
-}
-
-fn fixed_seed() -> RngSeed {
-    std::env::var("PROPTEST_RNG_SEED")
-        .ok()
-        .and_then(|seed| seed.parse().ok())
-        .map_or(RngSeed::Fixed(0x7e5e7), RngSeed::Fixed)
-}
+use crate::scripted_mock::{fixed_seed, paused_runtime};
 
 #[derive(Debug, Clone, Copy)]
 enum Outcome {
@@ -52,8 +37,8 @@ fn answer(outcome: Outcome) -> Answer {
         Outcome::Reset => Fail(RESET, "reset"),
         Outcome::Refused => Fail(REFUSED, "refused"),
         Outcome::Timeout => Fail(io::ErrorKind::TimedOut, "timeout"),
-        Outcome::Ok => Respond(200),
-        Outcome::Unavailable => Respond(503),
+        Outcome::Ok => status(200),
+        Outcome::Unavailable => status(503),
     }
 }
 
@@ -62,7 +47,7 @@ proptest! {
     // to explore other cases locally.
     #![proptest_config(ProptestConfig {
         cases: 64,
-        rng_seed: fixed_seed(),
+        rng_seed: fixed_seed(0x7e5e7),
         failure_persistence: None,
         ..ProptestConfig::default()
     })]

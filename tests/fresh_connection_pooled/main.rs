@@ -164,74 +164,55 @@ where
 const GAPS: [u64; 8] = [0, 50, 500, 50, 500, 50, 500, 50];
 const IDLE_TIMEOUT: Duration = Duration::from_millis(300);
 
+/// Runs [`GAPS`] against a server with [`IDLE_TIMEOUT`], through `ResetRetry` over the pooled
+/// strategy with `policy`; returns the server for its counts.
+async fn idle_run(policy: Standard) -> Server {
+    let server = Server::start(Config {
+        idle_timeout: Some(IDLE_TIMEOUT),
+        ..Config::default()
+    })
+    .await;
+    let stack = ServiceBuilder::new()
+        .layer(retry(3))
+        .service(pooled(policy));
+    tokio::time::timeout(LIMIT, spaced(stack, &server, &GAPS))
+        .await
+        .expect("no hang");
+    server
+}
+
 #[tokio::test]
 async fn with_max_idle_below_the_peer_timeout_no_request_meets_a_reset() {
-    tokio::time::timeout(LIMIT, async {
-        let server = Server::start(Config {
-            idle_timeout: Some(IDLE_TIMEOUT),
-            ..Config::default()
-        })
-        .await;
-        let policy = Standard::builder()
-            .max_idle(Duration::from_millis(150))
-            .build()
-            .unwrap();
-        let stack = ServiceBuilder::new()
-            .layer(retry(3))
-            .service(pooled(policy));
-        spaced(stack, &server, &GAPS).await;
-        assert_eq!(server.resets(), 0);
-        assert_eq!(server.responses(), GAPS.len());
-        // Each long pause retired the idle connection: 1 + 3 connections.
-        assert_eq!(server.connections().len(), 4);
-    })
-    .await
-    .expect("no hang");
+    let policy = Standard::builder()
+        .max_idle(Duration::from_millis(150))
+        .build()
+        .unwrap();
+    let server = idle_run(policy).await;
+    assert_eq!(server.resets(), 0);
+    assert_eq!(server.responses(), GAPS.len());
+    // Each long pause retired the idle connection: 1 + 3 connections.
+    assert_eq!(server.connections().len(), 4);
 }
 
 #[tokio::test]
 async fn without_max_idle_the_same_run_meets_resets() {
-    tokio::time::timeout(LIMIT, async {
-        let server = Server::start(Config {
-            idle_timeout: Some(IDLE_TIMEOUT),
-            ..Config::default()
-        })
-        .await;
-        let stack = ServiceBuilder::new()
-            .layer(retry(3))
-            .service(pooled(Standard::new()));
-        spaced(stack, &server, &GAPS).await;
-        assert_eq!(server.resets(), 3, "one reset after each long pause");
-    })
-    .await
-    .expect("no hang");
+    let server = idle_run(Standard::new()).await;
+    assert_eq!(server.resets(), 3, "one reset after each long pause");
 }
 
 #[tokio::test]
 async fn the_peer_idle_timeout_is_learned_from_the_first_reset() {
-    tokio::time::timeout(LIMIT, async {
-        let server = Server::start(Config {
-            idle_timeout: Some(IDLE_TIMEOUT),
-            ..Config::default()
-        })
-        .await;
-        let policy = Standard::builder()
-            .learn_idle_timeout(true)
-            .build()
-            .unwrap();
-        let stack = ServiceBuilder::new()
-            .layer(retry(3))
-            .service(pooled(policy));
-        spaced(stack, &server, &GAPS).await;
-        assert_eq!(
-            server.resets(),
-            1,
-            "only the first long pause meets a reset"
-        );
-        assert_eq!(server.responses(), GAPS.len());
-    })
-    .await
-    .expect("no hang");
+    let policy = Standard::builder()
+        .learn_idle_timeout(true)
+        .build()
+        .unwrap();
+    let server = idle_run(policy).await;
+    assert_eq!(
+        server.resets(),
+        1,
+        "only the first long pause meets a reset"
+    );
+    assert_eq!(server.responses(), GAPS.len());
 }
 
 #[tokio::test]

@@ -64,6 +64,7 @@
 //!
 //! | feature | what it adds |
 //! |---|---|
+//! | `replay` | [`replay::ReplayBody`]: retry requests whose body is not `Clone` (streams, hyper `Incoming`, tonic); implied by `hyper`, `tonic`, `reqwest` |
 //! | `hyper` | `hyper::Error`: canceled (never sent), incomplete message (unknown outcome) |
 //! | `hyper-util` | hyper-util legacy client connect errors (never sent); implies `hyper` |
 //! | `h2` | `h2::Error`: `REFUSED_STREAM`, `GOAWAY`, and the io error inside |
@@ -79,6 +80,8 @@ pub mod classify;
 mod config_error;
 pub mod fresh_connection;
 pub mod hint;
+#[cfg(feature = "replay")]
+pub mod replay;
 #[cfg(feature = "reqwest")]
 pub mod reqwest;
 pub mod reset_retry;

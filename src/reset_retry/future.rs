@@ -132,7 +132,7 @@ where
                         return Poll::Ready(retry.finish(result));
                     };
                     retry.failures.push(failure);
-                    match retry.next_request(failure, hint) {
+                    match retry.next_request(failure, hint, result.is_ok()) {
                         Some(request) => {
                             retry.last = Some(result);
                             this.state.set(State::Waiting {
@@ -168,8 +168,14 @@ where
     R: CloneRequest<Req>,
 {
     /// The request for the next attempt, or `None` when the failure of the attempt under way
-    /// must be returned: no attempts left, deadline passed, policy says no, budget spent.
-    fn next_request(&mut self, failure: FailureClass, hint: Option<ServerHint>) -> Option<Req> {
+    /// must be returned: no attempts left, deadline passed, the copy cannot be replayed, policy
+    /// says no, budget spent. `responded` tells whether the attempt ended with a response.
+    fn next_request(
+        &mut self,
+        failure: FailureClass,
+        hint: Option<ServerHint>,
+        responded: bool,
+    ) -> Option<Req> {
         let attempt = self.attempt;
         if attempt >= self.max_attempts {
             event!(debug, attempt, %failure, "no retry: attempts exhausted");
@@ -187,6 +193,10 @@ where
             return None;
         }
         let copy = self.copy.as_ref()?;
+        if !self.cloner.can_replay(copy, responded) {
+            event!(debug, attempt, %failure, "no retry: the request body cannot be replayed");
+            return None;
+        }
         if self.policy.retry(&Attempt::new(copy, failure, attempt)) == Action::Stop {
             event!(debug, attempt, %failure, "no retry: the policy says the request is not safe to repeat");
             return None;

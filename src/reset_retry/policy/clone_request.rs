@@ -1,4 +1,6 @@
 use crate::attempt::AttemptRequest;
+#[cfg(feature = "replay")]
+use crate::replay::ReplayBody;
 
 /// Makes the copy of a request that a retry will send.
 ///
@@ -7,6 +9,18 @@ use crate::attempt::AttemptRequest;
 pub trait CloneRequest<Req> {
     /// A copy of `request` to send again, or `None` when it cannot be replayed.
     fn clone_request(&self, request: &Req) -> Option<Req>;
+
+    /// Whether the kept `copy` can still be sent again, asked before each retry.
+    ///
+    /// `responded` is true when the failed attempt ended with a response (a `503`, say) rather
+    /// than an error: a body that was still being sent then may have been acted on in part.
+    /// Answering `false` ends the request with the failed attempt's outcome.
+    ///
+    /// Defaults to `true`: a copy made by `clone_request` is complete.
+    fn can_replay(&self, copy: &Req, responded: bool) -> bool {
+        let _ = (copy, responded);
+        true
+    }
 }
 
 /// Clones `http::Request<B>` whose body is `Clone`, such as `Full<Bytes>`, `Empty<Bytes>`,
@@ -20,6 +34,30 @@ pub struct CloneBody;
 impl<B: Clone> CloneRequest<http::Request<B>> for CloneBody {
     fn clone_request(&self, request: &http::Request<B>) -> Option<http::Request<B>> {
         Some(request.clone())
+    }
+}
+
+/// Copies requests whose body is a [`ReplayBody`] (see [`crate::replay`]) while the body can be
+/// replayed: not past its cap, and, after a response, read to its end.
+#[cfg(feature = "replay")]
+impl<B: http_body::Body> CloneRequest<http::Request<ReplayBody<B>>> for CloneBody {
+    fn clone_request(
+        &self,
+        request: &http::Request<ReplayBody<B>>,
+    ) -> Option<http::Request<ReplayBody<B>>> {
+        let body = request.body().try_clone()?;
+        let mut copy = http::Request::new(body);
+        *copy.method_mut() = request.method().clone();
+        *copy.uri_mut() = request.uri().clone();
+        *copy.version_mut() = request.version();
+        *copy.headers_mut() = request.headers().clone();
+        *copy.extensions_mut() = request.extensions().clone();
+        Some(copy)
+    }
+
+    fn can_replay(&self, copy: &http::Request<ReplayBody<B>>, responded: bool) -> bool {
+        let body = copy.body();
+        body.is_replayable() && (!responded || body.is_complete())
     }
 }
 

@@ -1,0 +1,11 @@
+//! `ReplayBody` and `ReplayBodyLayer`: replay semantics of the body itself, retries through
+//! `ResetRetry` over a scripted upstream, memory and allocations (counted), and real sockets.
+
+mod body;
+mod frames;
+mod memory;
+#[path = "../support/reset_server.rs"]
+mod reset_server;
+mod retry;
+mod socket;
+mod upstream;

@@ -4,6 +4,9 @@
 mod body;
 mod frames;
 mod memory;
+#[path = "../../examples/axum_proxy/proxy.rs"]
+mod proxy;
+mod proxy_example;
 #[path = "../support/reset_server.rs"]
 mod reset_server;
 mod retry;

@@ -1,0 +1,73 @@
+//! The proxy itself: an axum router whose one handler forwards every request, body streaming,
+//! to an upstream through the tower-reset stack. Shared by the example and its test.
+
+// The test uses the router; the example also prints the upstream's counts.
+#![allow(dead_code)]
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use tower::util::BoxCloneSyncService;
+use tower::{BoxError, ServiceBuilder, ServiceExt};
+use tower_reset::replay::{ReplayBody, ReplayBodyLayer};
+use tower_reset::{BackoffLayer, FreshConnectionLayer, ResetRetryLayer};
+
+/// The upstream client: `http::Request<Body>` in, the upstream's response out.
+pub(crate) type Upstream =
+    BoxCloneSyncService<Request, http::Response<hyper::body::Incoming>, BoxError>;
+
+/// What every handler shares: the client (cloned per request: clones share the pool and the
+/// retry budget) and where to send requests.
+#[derive(Clone)]
+pub(crate) struct Proxy {
+    upstream: Upstream,
+    base: Uri,
+}
+
+/// The full stack over hyper-util's pooled client. The request body, a stream the client is
+/// still sending, is wrapped in a `ReplayBody`: up to 64 KiB of it is kept, so that a retry can
+/// send it again.
+pub(crate) fn upstream() -> Upstream {
+    let client: Client<HttpConnector, ReplayBody<Body>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let stack = ServiceBuilder::new()
+        .layer(ReplayBodyLayer::new()) // the body, replayable
+        .layer(ResetRetryLayer::new()) // whether
+        .layer(BackoffLayer::new()) // when
+        .layer(FreshConnectionLayer::new()) // which connection
+        .service(client);
+    BoxCloneSyncService::new(stack)
+}
+
+/// A router that forwards every request to `base` (`http://host:port`).
+pub(crate) fn router(base: Uri) -> Router {
+    Router::new().fallback(forward).with_state(Proxy {
+        upstream: upstream(),
+        base,
+    })
+}
+
+async fn forward(State(proxy): State<Proxy>, request: Request) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let path = parts.uri.path_and_query().map_or("/", |path| path.as_str());
+    parts.uri = match format!("{}{}", proxy.base, path.trim_start_matches('/')).parse() {
+        Ok(uri) => uri,
+        Err(_) => return (StatusCode::BAD_REQUEST, "bad path").into_response(),
+    };
+    // The upstream's own host, not the proxy's.
+    parts.headers.remove(http::header::HOST);
+    let request = Request::from_parts(parts, body);
+    match proxy.upstream.oneshot(request).await {
+        Ok(response) => response.map(Body::new).into_response(),
+        // A POST whose connection reset after it was sent ends here: the upstream may have
+        // acted on it, so it is not sent again; the client decides what to do.
+        Err(error) => {
+            (StatusCode::BAD_GATEWAY, format!("upstream failed: {error}")).into_response()
+        }
+    }
+}

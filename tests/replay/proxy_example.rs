@@ -1,0 +1,66 @@
+//! The axum proxy example (`examples/axum_proxy`): streamed uploads forwarded through the stack
+//! to an upstream that resets the first connection after reading the request in full.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use tokio::net::TcpListener;
+
+use crate::proxy;
+use crate::reset_server::{Behaviour, ResetServer};
+
+const LIMIT: Duration = Duration::from_secs(10);
+
+/// Streams a body through a fresh proxy to a fresh upstream whose first request is reset;
+/// returns the status the client got and how many times the upstream read the request in full.
+async fn upload(method: &str, key: Option<&str>) -> (u16, usize) {
+    let upstream = ResetServer::start(vec![Behaviour::ResetAfterHead]);
+    let base = format!("http://{}/", upstream.addr()).parse().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, proxy::router(base)).await });
+
+    let chunks = ["stream", "ed ", "upload"]
+        .map(|chunk| Ok::<_, std::io::Error>(Frame::data(Bytes::from_static(chunk.as_bytes()))));
+    let mut request = http::Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}/files/1"))
+        .header("content-length", "15")
+        .header("x-request-id", "upload-1");
+    if let Some(key) = key {
+        request = request.header("idempotency-key", key);
+    }
+    let request = request
+        .body(StreamBody::new(tokio_stream::iter(chunks)))
+        .unwrap();
+    let client = Client::builder(TokioExecutor::new()).build_http();
+    let status = tokio::time::timeout(LIMIT, async {
+        let response = client.request(request).await.unwrap();
+        let status = response.status().as_u16();
+        response.into_body().collect().await.unwrap();
+        status
+    })
+    .await
+    .expect("the upload ends");
+    server.abort();
+    (status, upstream.executed_id("upload-1"))
+}
+
+#[tokio::test]
+async fn a_streamed_post_is_not_sent_twice() {
+    assert_eq!(upload("POST", None).await, (502, 1));
+}
+
+#[tokio::test]
+async fn a_streamed_post_with_an_idempotency_key_is_replayed() {
+    assert_eq!(upload("POST", Some("key-1")).await, (200, 2));
+}
+
+#[tokio::test]
+async fn a_streamed_put_is_replayed() {
+    assert_eq!(upload("PUT", None).await, (200, 2));
+}

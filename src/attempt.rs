@@ -325,3 +325,13 @@ impl<B> AttemptResponse for http::Response<B> {
         self.extensions_mut()
     }
 }
+
+#[cfg(feature = "reqwest")]
+impl AttemptResponse for reqwest::Response {
+    fn headers(&self) -> &HeaderMap {
+        self.headers()
+    }
+    fn extensions_mut(&mut self) -> &mut Extensions {
+        self.extensions_mut()
+    }
+}

@@ -70,6 +70,7 @@
 //! | `h2` | `h2::Error`: `REFUSED_STREAM`, `GOAWAY`, and the io error inside |
 //! | `tonic` | `tonic::Status` (classified through its source, never by its code); implies `h2`, `hyper` |
 //! | `reqwest` | `reqwest::Error` connect errors, and `tower_reset::reqwest::HttpClient` to run the stack over a `reqwest::Client`; implies `hyper-util` |
+//! | `reqwest-middleware` | [`reqwest_middleware::ResetRetryMiddleware`]: the stack as a reqwest-middleware `Middleware`; implies `reqwest` |
 //! | `tracing` | `tracing` events for each retry and each refusal to retry |
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
@@ -84,6 +85,8 @@ pub mod hint;
 pub mod replay;
 #[cfg(feature = "reqwest")]
 pub mod reqwest;
+#[cfg(feature = "reqwest-middleware")]
+pub mod reqwest_middleware;
 pub mod reset_retry;
 mod trace;
 

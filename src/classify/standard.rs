@@ -62,17 +62,34 @@ impl StandardClassifier {
 /// gRPC status code 14, `UNAVAILABLE`.
 const GRPC_UNAVAILABLE: &[u8] = b"14";
 
-impl<B> ClassifyResponse<http::Response<B>> for StandardClassifier {
-    fn classify_response(&self, response: &http::Response<B>) -> Option<FailureClass> {
+impl StandardClassifier {
+    /// The verdict on a response with this status and these headers.
+    fn classify_head(
+        &self,
+        status: http::StatusCode,
+        headers: &http::HeaderMap,
+    ) -> Option<FailureClass> {
         if !self.unavailable_responses {
             return None;
         }
-        let unavailable = response.status() == http::StatusCode::SERVICE_UNAVAILABLE
-            || response
-                .headers()
+        let unavailable = status == http::StatusCode::SERVICE_UNAVAILABLE
+            || headers
                 .get("grpc-status")
                 .is_some_and(|code| code.as_bytes() == GRPC_UNAVAILABLE);
         unavailable.then_some(FailureClass::Unavailable)
+    }
+}
+
+impl<B> ClassifyResponse<http::Response<B>> for StandardClassifier {
+    fn classify_response(&self, response: &http::Response<B>) -> Option<FailureClass> {
+        self.classify_head(response.status(), response.headers())
+    }
+}
+
+#[cfg(feature = "reqwest")]
+impl ClassifyResponse<reqwest::Response> for StandardClassifier {
+    fn classify_response(&self, response: &reqwest::Response) -> Option<FailureClass> {
+        self.classify_head(response.status(), response.headers())
     }
 }
 
@@ -103,6 +120,8 @@ classify_by_chain! {
     tonic::Status,
     #[cfg(feature = "reqwest")]
     reqwest::Error,
+    #[cfg(feature = "reqwest-middleware")]
+    reqwest_middleware::Error,
 }
 
 impl ClassifyError<Box<dyn Error + Send + Sync>> for StandardClassifier {

@@ -68,7 +68,7 @@
 //! | `hyper` | `hyper::Error`: canceled (never sent), incomplete message (unknown outcome) |
 //! | `hyper-util` | hyper-util legacy client connect errors (never sent); implies `hyper` |
 //! | `h2` | `h2::Error`: `REFUSED_STREAM`, `GOAWAY`, and the io error inside |
-//! | `tonic` | `tonic::Status` (classified through its source, never by its code); implies `h2`, `hyper` |
+//! | `tonic` | `tonic::Status` and `tonic::transport::Error` (classified through their source, never by the code), and [`tonic`]: the stack over a `Channel` and generated clients; implies `h2`, `hyper`, `replay` |
 //! | `reqwest` | `reqwest::Error` connect errors, and `tower_reset::reqwest::HttpClient` to run the stack over a `reqwest::Client`; implies `hyper-util` |
 //! | `reqwest-middleware` | [`reqwest_middleware::ResetRetryMiddleware`]: the stack as a reqwest-middleware `Middleware`; implies `reqwest` |
 //! | `tracing` | `tracing` events for each retry and each refusal to retry |
@@ -88,12 +88,14 @@ pub mod reqwest;
 #[cfg(feature = "reqwest-middleware")]
 pub mod reqwest_middleware;
 pub mod reset_retry;
+#[cfg(feature = "tonic")]
+pub mod tonic;
 mod trace;
 
 pub use self::config_error::ConfigError;
 
 /// The README's examples, compiled as doctests so that they stay true.
-#[cfg(all(doctest, feature = "hyper-util"))]
+#[cfg(all(doctest, feature = "hyper-util", feature = "tonic"))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 pub use self::backoff::{Backoff, BackoffLayer};

@@ -78,6 +78,12 @@ fn classify_link(err: &(dyn Error + 'static)) -> Option<FailureClass> {
         // the handshake, TLS, DNS) as a connect error: the request never left.
         return err.is_connect().then_some(FailureClass::NeverSent);
     }
+    #[cfg(feature = "tonic")]
+    if err.is::<tonic::ConnectError>() {
+        // tonic's channel wraps every failure to open the connection (refused, reset during the
+        // TCP handshake, TLS, DNS, connect timeout) in a `ConnectError`: the request never left.
+        return Some(FailureClass::NeverSent);
+    }
     #[cfg(feature = "hyper")]
     if let Some(err) = err.downcast_ref::<hyper::Error>() {
         return classify_hyper(err);

@@ -15,7 +15,7 @@
 //!
 //! | what the server did | what the client sees | class |
 //! |---|---|---|
-//! | refused the connection, or reset it before the request left | `ConnectionRefused`, a hyper-util connect error, `hyper::Error::is_canceled()` | [`NeverSent`](FailureClass::NeverSent) |
+//! | refused the connection, or reset it before the request left | `ConnectionRefused`, a hyper-util connect error, a `tonic::ConnectError`, `hyper::Error::is_canceled()` | [`NeverSent`](FailureClass::NeverSent) |
 //! | h2 `RST_STREAM(REFUSED_STREAM)`, graceful `GOAWAY` above the stream | remote `h2::Error` with that reason | [`Refused`](FailureClass::Refused) |
 //! | reset or closed the connection after reading the request | `ConnectionReset`, `ConnectionAborted`, `BrokenPipe`, `UnexpectedEof`, `hyper::Error::is_incomplete_message()` | [`UnknownOutcome`](FailureClass::UnknownOutcome) |
 //! | answered "unavailable" (opt-in, see [`StandardClassifier::unavailable_responses`]) | `503`, gRPC `UNAVAILABLE` in the headers | [`Unavailable`](FailureClass::Unavailable) |

@@ -118,6 +118,8 @@ classify_by_chain! {
     h2::Error,
     #[cfg(feature = "tonic")]
     tonic::Status,
+    #[cfg(feature = "tonic")]
+    tonic::transport::Error,
     #[cfg(feature = "reqwest")]
     reqwest::Error,
     #[cfg(feature = "reqwest-middleware")]

@@ -59,3 +59,37 @@ fn a_status_inside_a_status_chain_is_walked() {
         Some(FailureClass::UnknownOutcome)
     );
 }
+
+/// tonic's channel wraps every failure to open a connection in a `tonic::ConnectError` (and
+/// reports it as `Unavailable`): the call never left, whatever the io error under it says. A
+/// server that resets connections as it accepts them gives exactly this, with a
+/// `ConnectionReset` inside (see `tests/tonic/facts.rs`).
+#[test]
+fn a_connect_error_is_never_sent_whatever_its_cause() {
+    for kind in [
+        ErrorKind::ConnectionReset,
+        ErrorKind::ConnectionRefused,
+        ErrorKind::TimedOut,
+    ] {
+        let connect = tonic::ConnectError(Box::new(Wrapper::new(0, io::Error::from(kind))));
+        let status = Status::from_error(Box::new(connect));
+        assert_eq!(status.code(), Code::Unavailable, "{kind:?}");
+        assert_eq!(
+            CLASSIFIER.classify_error(&status),
+            Some(FailureClass::NeverSent),
+            "{kind:?}"
+        );
+    }
+}
+
+/// `tonic::transport::Error`, the error type of a `Channel`, is classified through its chain
+/// (it cannot be built outside tonic: the real one is in `tests/tonic/facts.rs`).
+#[test]
+fn the_channel_error_type_is_classified() {
+    fn classifies<E>()
+    where
+        StandardClassifier: ClassifyError<E>,
+    {
+    }
+    classifies::<tonic::transport::Error>();
+}

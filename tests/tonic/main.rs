@@ -1,0 +1,16 @@
+//! The stack over tonic: a real tonic server on loopback, a client generated without protoc, and
+//! scripted HTTP/2 servers (the `h2` crate speaking minimal gRPC) for GOAWAY and REFUSED_STREAM.
+//!
+//! Every test talks over real loopback sockets in real time, each bounded by a timeout.
+
+mod codegen;
+mod echo;
+mod facts;
+mod h2_server;
+mod proxy;
+mod refusals;
+mod server;
+mod streaming;
+mod support;
+mod unary;
+mod unavailable;

@@ -1,0 +1,93 @@
+//! Instructions per request through each layer, counted by callgrind: unlike wall-clock
+//! time, the count is the same from run to run, whatever else the machine is doing.
+//!
+//! Run `benches/instructions.sh`, which builds this bench and runs every variant under
+//! `valgrind --tool=callgrind`. Alone, `cargo bench --bench instructions -- <variant>` sends
+//! the requests of one variant and prints nothing of interest.
+
+#[path = "../tests/support/instant_service.rs"]
+mod instant_service;
+
+use std::hint::black_box;
+
+use tower::{BoxError, Layer, Service, ServiceBuilder};
+use tower_reset::reset_retry::policy::Never;
+use tower_reset::{BackoffLayer, ResetRetryLayer};
+
+use crate::instant_service::{send, Answer, Request, Response};
+
+/// Requests sent per run: enough that start-up is noise next to them.
+const REQUESTS: usize = 100_000;
+
+/// `tower::retry` with the policy a user would write: clone GETs, retry errors.
+#[derive(Clone)]
+struct CloneGets;
+
+impl tower::retry::Policy<Request, Response, BoxError> for CloneGets {
+    type Future = std::future::Ready<()>;
+
+    fn retry(
+        &mut self,
+        _: &mut Request,
+        result: &mut Result<Response, BoxError>,
+    ) -> Option<Self::Future> {
+        result.is_err().then(|| std::future::ready(()))
+    }
+
+    fn clone_request(&mut self, request: &Request) -> Option<Request> {
+        (request.method() == http::Method::GET).then(|| request.clone())
+    }
+}
+
+fn request(method: &http::Method) -> Request {
+    let mut builder = http::Request::builder()
+        .method(method.clone())
+        .uri("http://example.com/v1/items");
+    for i in 0..8 {
+        builder = builder.header(format!("x-header-{i}"), "value");
+    }
+    builder.body("payload".to_owned()).unwrap()
+}
+
+fn run<S>(mut service: S, method: http::Method)
+where
+    S: Service<Request, Response = Response, Error = BoxError>,
+{
+    // The requests are built before the count starts (see instructions.sh: only `send` is
+    // counted), so what differs between variants is the layers' own work.
+    for _ in 0..REQUESTS {
+        black_box(send(&mut service, request(&method)));
+    }
+}
+
+fn main() {
+    let variant = std::env::args()
+        .skip(1)
+        .find(|arg| !arg.starts_with('-'))
+        .unwrap_or_default();
+    let never = || ResetRetryLayer::builder().policy(Never).build().unwrap();
+    let (post, get) = (http::Method::POST, http::Method::GET);
+    match variant.as_str() {
+        "post-bare" => run(Answer, post),
+        "post-reset-retry" => run(never().layer(Answer), post),
+        "post-backoff" => run(BackoffLayer::new().layer(Answer), post),
+        "post-stack" => run(
+            ServiceBuilder::new()
+                .layer(never())
+                .layer(BackoffLayer::new())
+                .service(Answer),
+            post,
+        ),
+        "get-bare" => run(Answer, get),
+        "get-tower-retry" => run(tower::retry::RetryLayer::new(CloneGets).layer(Answer), get),
+        "get-reset-retry" => run(ResetRetryLayer::new().layer(Answer), get),
+        "get-stack" => run(
+            ServiceBuilder::new()
+                .layer(ResetRetryLayer::new())
+                .layer(BackoffLayer::new())
+                .service(Answer),
+            get,
+        ),
+        _ => eprintln!("usage: instructions <variant> (see benches/instructions.sh)"),
+    }
+}

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Instructions per request added by each layer, counted by callgrind (repeatable, unlike time).
+# Usage: benches/instructions.sh      (needs valgrind; prints a Markdown table)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v valgrind >/dev/null || { echo "valgrind is needed (apt-get install valgrind)"; exit 1; }
+
+binary=$(cargo bench --bench instructions --no-run --message-format=json 2>/dev/null \
+    | sed -n 's/.*"executable":"\([^"]*instructions[^"]*\)".*/\1/p' | tail -1)
+requests=100000
+out=$(mktemp -d)
+
+# Counts only what happens inside `send` (poll_ready, call, poll, drop of the future and the
+# response): building each request is left out.
+count() {
+    valgrind --tool=callgrind --callgrind-out-file="$out/$1" --toggle-collect='*instant_service*send*' \
+        "$binary" "$1" >/dev/null 2>&1
+    callgrind_annotate "$out/$1" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1; exit }'
+}
+
+per_request() { echo $(( $1 / requests )); }
+
+echo "| request | bare | tower::retry (cloning) | ResetRetry | Backoff | ResetRetry + Backoff |"
+echo "|---|---|---|---|---|---|"
+post_bare=$(per_request "$(count post-bare)")
+post_retry=$(per_request "$(count post-reset-retry)")
+post_backoff=$(per_request "$(count post-backoff)")
+post_stack=$(per_request "$(count post-stack)")
+echo "| never retried (POST, 8 headers) | $post_bare | — | $post_retry (+$((post_retry - post_bare))) | $post_backoff (+$((post_backoff - post_bare))) | $post_stack (+$((post_stack - post_bare))) |"
+get_bare=$(per_request "$(count get-bare)")
+get_tower=$(per_request "$(count get-tower-retry)")
+get_retry=$(per_request "$(count get-reset-retry)")
+get_stack=$(per_request "$(count get-stack)")
+echo "| retryable GET, 8 headers | $get_bare | $get_tower (+$((get_tower - get_bare))) | $get_retry (+$((get_retry - get_bare))) | — | $get_stack (+$((get_stack - get_bare))) |"
+rm -rf "$out"

@@ -72,6 +72,7 @@
 //! | `reqwest` | `reqwest::Error` connect errors, and `tower_reset::reqwest::HttpClient` to run the stack over a `reqwest::Client`; implies `hyper-util` |
 //! | `reqwest-middleware` | [`reqwest_middleware::ResetRetryMiddleware`]: the stack as a reqwest-middleware `Middleware`; implies `reqwest` |
 //! | `tracing` | `tracing` events for each retry and each refusal to retry |
+//! | `lab` | [`lab::Lab`]: an in-process loopback HTTP/1.1 and HTTP/2 server whose resets, closes, refusals and restarts are scripted per connection and per request, and that counts what it received and executed, to test any client |
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
@@ -81,6 +82,8 @@ pub mod classify;
 mod config_error;
 pub mod fresh_connection;
 pub mod hint;
+#[cfg(feature = "lab")]
+pub mod lab;
 #[cfg(feature = "replay")]
 pub mod replay;
 #[cfg(feature = "reqwest")]

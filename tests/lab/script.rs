@@ -1,0 +1,215 @@
+//! Rules: which request gets which action, and the counts that prove it.
+
+use http::{HeaderName, HeaderValue, Method, StatusCode};
+use tower_reset::lab::{Action, Lab, Match, Reply};
+
+use crate::support::{bounded, http1_client, request, send};
+
+fn status(code: u16) -> Reply {
+    Reply::new(StatusCode::from_u16(code).unwrap())
+}
+
+#[tokio::test]
+async fn first_matching_rule_wins_in_order() {
+    bounded(async {
+        let lab = Lab::builder()
+            .on(Match::nth(2), status(502))
+            .on(Match::method(Method::DELETE), status(503))
+            .on(Match::path("/teapot"), status(418))
+            .on(
+                Match::header(
+                    HeaderName::from_static("x-request-id"),
+                    HeaderValue::from_static("h"),
+                ),
+                status(409),
+            )
+            .on(Match::when(|r| r.uri().query() == Some("q=1")), status(400))
+            .start()
+            .await
+            .unwrap();
+        let client = http1_client();
+        let mut got = Vec::new();
+        for (method, path, id) in [
+            (Method::GET, "/", "a"),       // 1: default
+            (Method::DELETE, "/", "b"),    // 2: nth(2) before method
+            (Method::DELETE, "/", "c"),    // 3: method
+            (Method::GET, "/teapot", "d"), // 4: path
+            (Method::GET, "/", "h"),       // 5: header
+            (Method::GET, "/?q=1", "e"),   // 6: closure
+        ] {
+            let response = send(&client, request(method, &lab.url(path), id))
+                .await
+                .unwrap();
+            got.push(response.status.as_u16());
+        }
+        assert_eq!(got, [200, 502, 503, 418, 409, 400]);
+        let counts = lab.counts();
+        assert_eq!(counts.rule_hits(), [1, 1, 1, 1, 1]);
+        let rules: Vec<_> = counts.requests().iter().map(|r| r.rule()).collect();
+        assert_eq!(rules, [None, Some(0), Some(1), Some(2), Some(3), Some(4)]);
+        assert_eq!(counts.executed(), 6, "replies of any status are executed");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn nth_on_connection_and_times() {
+    bounded(async {
+        let lab = Lab::builder()
+            .on(
+                Match::nth_on_connection(1).and(Match::connection(2)),
+                status(503),
+            )
+            .on(Match::method(Method::POST).times(2), status(500))
+            .start()
+            .await
+            .unwrap();
+        let client = http1_client();
+        let mut got = Vec::new();
+        for id in ["1", "2", "3"] {
+            got.push(
+                send(&client, request(Method::POST, &lab.url("/"), id))
+                    .await
+                    .unwrap()
+                    .status
+                    .as_u16(),
+            );
+        }
+        assert_eq!(got, [500, 500, 200], "times(2)");
+
+        // A second client makes a second connection: its first request is a 503.
+        let other = http1_client();
+        let first = send(&other, request(Method::GET, &lab.url("/"), "4"))
+            .await
+            .unwrap();
+        let second = send(&other, request(Method::GET, &lab.url("/"), "5"))
+            .await
+            .unwrap();
+        assert_eq!((first.status.as_u16(), second.status.as_u16()), (503, 200));
+        let counts = lab.counts();
+        assert_eq!(counts.requests_per_connection(), [3, 2]);
+        assert_eq!(counts.rule_hits(), [1, 2]);
+    })
+    .await;
+}
+
+/// The 1-in-20 rule of the soak test: seeded, so the same seed picks the same requests.
+#[tokio::test]
+async fn probability_is_seeded() {
+    bounded(async {
+        async fn picked(seed: u64) -> Vec<u64> {
+            let lab = Lab::builder()
+                .on(Match::any().probability(0.05), status(503))
+                .seed(seed)
+                .start()
+                .await
+                .unwrap();
+            let client = http1_client();
+            for n in 0..400 {
+                send(&client, request(Method::GET, &lab.url("/"), &n.to_string()))
+                    .await
+                    .unwrap();
+            }
+            let counts = lab.counts();
+            counts
+                .requests()
+                .iter()
+                .filter(|r| r.rule() == Some(0))
+                .map(|r| r.nth())
+                .collect()
+        }
+        let first = picked(7).await;
+        assert_eq!(first, picked(7).await, "same seed, same picks");
+        assert_ne!(first, picked(8).await, "another seed, other picks");
+        assert!(
+            (8..=35).contains(&first.len()),
+            "about 5% of 400: {}",
+            first.len()
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn duplicates_name_the_ids_executed_twice() {
+    bounded(async {
+        let lab = Lab::builder()
+            .on(Match::nth(1), Action::ResetAfterRequest)
+            .on(Match::nth(3), Action::ResetAfterHead)
+            .start()
+            .await
+            .unwrap();
+        let client = http1_client();
+        // A client that (wrongly) retries a POST whose first attempt was executed.
+        assert!(send(&client, request(Method::POST, &lab.url("/"), "pay-1"))
+            .await
+            .is_err());
+        send(&client, request(Method::POST, &lab.url("/"), "pay-1"))
+            .await
+            .unwrap();
+        // One that retries a POST whose first attempt was not executed: no duplicate.
+        assert!(send(&client, request(Method::POST, &lab.url("/"), "pay-2"))
+            .await
+            .is_err());
+        send(&client, request(Method::POST, &lab.url("/"), "pay-2"))
+            .await
+            .unwrap();
+
+        let counts = lab.counts();
+        assert_eq!(counts.duplicates(), [("pay-1".to_owned(), 2)]);
+        assert_eq!(lab.duplicates(), counts.duplicates());
+        assert_eq!(
+            (counts.arrivals("pay-2"), counts.executions("pay-2")),
+            (2, 1)
+        );
+        assert_eq!(counts.connections(), 3, "each reset costs a connection");
+        assert_eq!(counts.requests_per_connection(), [1, 2, 1]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_custom_request_id_header() {
+    bounded(async {
+        let lab = Lab::builder()
+            .request_id_header(HeaderName::from_static("idempotency-key"))
+            .echo_request_id(false)
+            .start()
+            .await
+            .unwrap();
+        let mut req = request(Method::POST, &lab.url("/"), "ignored");
+        req.headers_mut()
+            .insert("idempotency-key", HeaderValue::from_static("k1"));
+        let got = send(&http1_client(), req).await.unwrap();
+        assert!(!got.headers.contains_key("idempotency-key"));
+        let counts = lab.counts();
+        assert_eq!(
+            (counts.executions("k1"), counts.executions("ignored")),
+            (1, 0)
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_wrong_script_is_refused_at_start() {
+    let err = Lab::builder()
+        .on(Match::any(), Action::RefuseStream)
+        .start()
+        .await
+        .expect_err("REFUSED_STREAM needs HTTP/2");
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    let err = Lab::builder()
+        .http2()
+        .on(Match::any().probability(1.5), Action::GoAway)
+        .start()
+        .await
+        .expect_err("a probability above 1");
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    assert!(Lab::builder()
+        .http2()
+        .default_action(Action::GoAway)
+        .start()
+        .await
+        .is_ok());
+}

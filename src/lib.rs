@@ -76,6 +76,7 @@
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+pub mod _docs;
 pub mod attempt;
 pub mod backoff;
 pub mod classify;

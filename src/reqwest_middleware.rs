@@ -13,7 +13,9 @@
 //!
 //! * Requests with a buffered body (`.body(String)`, `.json(..)`, `.form(..)`, no body) are
 //!   retried when safe: each attempt sends `reqwest::Request::try_clone`, which shares the
-//!   body's bytes rather than copying them. The layers see the request's head only.
+//!   body's bytes rather than copying them. The layers see the request's head and the
+//!   chain's `Extensions`: a [`HistoryObserver`](crate::attempt::HistoryObserver) added with
+//!   `RequestBuilder::with_extension` receives the request's history, success or failure.
 //! * Requests with a streaming body cannot be copied by reqwest: they pass through, sent once.
 //! * Each attempt runs the rest of the chain with its own copy of the request's
 //!   `Extensions`; changes the rest of the chain makes to them are not seen by middleware above
@@ -114,7 +116,7 @@ where
         Self: 'async_trait,
     {
         Box::pin(async move {
-            let Some(head) = head(&request) else {
+            let Some(head) = head(&request, extensions) else {
                 // A streaming body: reqwest cannot copy it, so it is sent once, as it is.
                 return next.run(request, extensions).await;
             };
@@ -129,9 +131,11 @@ where
     }
 }
 
-/// The head of the request, which is what the layers read, or `None` when the request cannot be
-/// copied (its body is a stream) or its URL is not a valid URI.
-fn head(request: &reqwest::Request) -> Option<http::Request<()>> {
+/// The head of the request, which is what the layers read (with the chain's extensions, where
+/// a [`HistoryObserver`](crate::attempt::HistoryObserver) or anything a policy reads may be),
+/// or `None` when the request cannot be copied (its body is a stream) or its URL is not a valid
+/// URI.
+fn head(request: &reqwest::Request, extensions: &Extensions) -> Option<http::Request<()>> {
     if request.body().is_some_and(|body| body.as_bytes().is_none()) {
         return None;
     }
@@ -140,6 +144,7 @@ fn head(request: &reqwest::Request) -> Option<http::Request<()>> {
     *head.uri_mut() = request.url().as_str().parse().ok()?;
     *head.version_mut() = request.version();
     *head.headers_mut() = request.headers().clone();
+    *head.extensions_mut() = extensions.clone();
     Some(head)
 }
 

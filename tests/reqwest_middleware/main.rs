@@ -209,3 +209,87 @@ async fn reqwest_retry_sends_a_reset_post_twice() {
         "reqwest-retry repeated a POST the server had already received in full"
     );
 }
+
+/// The layers see reqwest-middleware's extensions: a `HistoryObserver` added with
+/// `with_extension` learns the history of a request, a failed one included.
+#[tokio::test]
+async fn a_history_observer_in_the_extensions_receives_the_history() {
+    use tower_reset::attempt::HistoryObserver;
+    use tower_reset::classify::FailureClass;
+
+    let server = ResetServer::start(vec![Behaviour::ResetAfterHead, Behaviour::ResetAfterHead]);
+    let client = client();
+
+    let observer = HistoryObserver::default();
+    let error = tokio::time::timeout(
+        LIMIT,
+        client
+            .post(server.url("/orders"))
+            .header("x-request-id", "post-4")
+            .body("{}")
+            .with_extension(observer.clone())
+            .send(),
+    )
+    .await
+    .expect("the request ends")
+    .unwrap_err();
+    assert!(has_reset(&error), "{error:?}");
+    let history = observer.get().expect("the failed POST's history");
+    assert_eq!(history.attempts(), 1);
+    assert_eq!(history.failures(), [FailureClass::UnknownOutcome]);
+
+    let observer = HistoryObserver::default();
+    let response = tokio::time::timeout(
+        LIMIT,
+        client
+            .get(server.url("/orders"))
+            .header("x-request-id", "get-3")
+            .with_extension(observer.clone())
+            .send(),
+    )
+    .await
+    .expect("the request ends")
+    .unwrap();
+    assert_eq!(response.status(), 200);
+    let history = observer.get().expect("the GET's history");
+    assert_eq!(history.attempts(), 2);
+    assert_eq!(history.failures(), [FailureClass::UnknownOutcome]);
+}
+
+/// A policy reads the extensions the request carries in the middleware chain.
+#[tokio::test]
+async fn a_policy_sees_the_extensions_of_the_chain() {
+    use tower_reset::reset_retry::policy::{retry_if, Attempt, PolicyExt, Standard};
+
+    /// Set on requests the server deduplicates.
+    #[derive(Clone)]
+    struct Deduplicated;
+
+    let policy = Standard::new().or(retry_if(|attempt: &Attempt<'_>| {
+        attempt.extensions().get::<Deduplicated>().is_some()
+    }));
+    let client = ClientBuilder::new(reqwest::Client::new())
+        .with(ResetRetryMiddleware::from_layers(
+            tower_reset::ResetRetryLayer::builder()
+                .policy(policy)
+                .build()
+                .unwrap(),
+            tower_reset::BackoffLayer::new(),
+        ))
+        .build();
+    let server = ResetServer::start(vec![Behaviour::ResetAfterHead]);
+    let response = tokio::time::timeout(
+        LIMIT,
+        client
+            .post(server.url("/orders"))
+            .header("x-request-id", "post-5")
+            .body("{}")
+            .with_extension(Deduplicated)
+            .send(),
+    )
+    .await
+    .expect("the request ends")
+    .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(server.executed_id("post-5"), 2);
+}

@@ -1,0 +1,83 @@
+//! hyper-util's legacy `Client` speaking HTTP/1.1, under the recommended stack:
+//! `ResetRetryLayer` → `BackoffLayer` → `FreshConnectionLayer::new()` (pooled). Its body,
+//! `Full<Bytes>`, is `Clone`: no `ReplayBodyLayer` needed.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use tower::util::BoxCloneSyncService;
+use tower::{BoxError, ServiceBuilder, ServiceExt};
+use tower_reset::attempt::HistoryObserver;
+use tower_reset::lab::Lab;
+use tower_reset::FreshConnectionLayer;
+
+use crate::matrix::Client as Column;
+use crate::support::{
+    backoff_layer, describe, retry_layer, BoxFuture, Call, End, Observed, Sender,
+};
+
+/// The full stack over a hyper-util client, as one cloneable service.
+pub(crate) type Stack = BoxCloneSyncService<
+    http::Request<Full<Bytes>>,
+    http::Response<hyper::body::Incoming>,
+    BoxError,
+>;
+
+/// The recommended stack over a hyper-util legacy client; HTTP/2 with prior knowledge when
+/// `http2`.
+pub(crate) fn stack(http2: bool) -> Stack {
+    let client = Client::builder(TokioExecutor::new())
+        .http2_only(http2)
+        .build_http::<Full<Bytes>>();
+    let stack = ServiceBuilder::new()
+        .layer(retry_layer()) // whether
+        .layer(backoff_layer()) // when
+        .layer(FreshConnectionLayer::new()) // which connection
+        .service(client);
+    BoxCloneSyncService::new(stack)
+}
+
+/// Sends `request` through `stack` and reads the whole response; the attempts come from the
+/// stack's `AttemptHistory`.
+pub(crate) async fn send(stack: Stack, mut request: http::Request<Full<Bytes>>) -> Observed {
+    let observer = HistoryObserver::attach(&mut request);
+    let response = match stack.oneshot(request).await {
+        Ok(response) => response,
+        Err(error) => return Observed::new(End::Failed(describe(&*error)), observer.get()),
+    };
+    let status = response.status();
+    let end = match response.into_body().collect().await {
+        Ok(body) if status == http::StatusCode::OK => End::Ok(body.to_bytes()),
+        Ok(_) => End::Failed(format!("status {status}")),
+        Err(error) => End::BodyFailed(describe(&error)),
+    };
+    Observed::new(end, observer.get())
+}
+
+/// The hyper-util client aimed at a lab.
+pub(crate) struct HyperUtil {
+    stack: Stack,
+    url: String,
+}
+
+impl HyperUtil {
+    pub(crate) fn new(lab: &Lab, http2: bool) -> Self {
+        Self {
+            stack: stack(http2),
+            url: lab.url("/matrix"),
+        }
+    }
+}
+
+impl Sender for HyperUtil {
+    fn send(&self, call: Call) -> BoxFuture<'_, Observed> {
+        let request = call.http_request(&self.url, Full::new(call.body()));
+        Box::pin(send(self.stack.clone(), request))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_matrix() {
+    crate::matrix::check_client(Column::HyperUtilH1).await;
+}

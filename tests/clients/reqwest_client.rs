@@ -1,0 +1,76 @@
+//! `reqwest::Client` under the recommended stack for it: `ResetRetryLayer` → `BackoffLayer` →
+//! `FreshConnectionLayer::detour(..)` over `tower_reset::reqwest::HttpClient`, the detour being a
+//! second client that keeps no idle connection (reqwest hides its pool).
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use tower::util::BoxCloneSyncService;
+use tower::{BoxError, ServiceBuilder, ServiceExt};
+use tower_reset::attempt::HistoryObserver;
+use tower_reset::lab::Lab;
+use tower_reset::reqwest::HttpClient;
+use tower_reset::FreshConnectionLayer;
+
+use crate::matrix::Client as Column;
+use crate::support::{
+    backoff_layer, describe, retry_layer, BoxFuture, Call, End, Observed, Sender,
+};
+
+type Stack = BoxCloneSyncService<http::Request<Bytes>, http::Response<reqwest::Body>, BoxError>;
+
+fn reqwest_client(builder: reqwest::ClientBuilder) -> HttpClient {
+    HttpClient::new(builder.no_proxy().build().expect("a reqwest client"))
+}
+
+/// The stack: the pooled client, and the detour that never reuses a connection.
+fn stack() -> Stack {
+    let pooled = reqwest_client(reqwest::Client::builder());
+    let fresh = reqwest_client(reqwest::Client::builder().pool_max_idle_per_host(0));
+    let stack = ServiceBuilder::new()
+        .layer(retry_layer()) // whether
+        .layer(backoff_layer()) // when
+        .layer(FreshConnectionLayer::detour(fresh)) // which connection
+        .service(pooled);
+    BoxCloneSyncService::new(stack)
+}
+
+/// A reqwest client aimed at a lab.
+pub(crate) struct Reqwest {
+    stack: Stack,
+    url: String,
+}
+
+impl Reqwest {
+    pub(crate) fn new(lab: &Lab) -> Self {
+        Self {
+            stack: stack(),
+            url: lab.url("/matrix"),
+        }
+    }
+}
+
+impl Sender for Reqwest {
+    fn send(&self, call: Call) -> BoxFuture<'_, Observed> {
+        let mut request = call.http_request(&self.url, call.body());
+        let observer = HistoryObserver::attach(&mut request);
+        let stack = self.stack.clone();
+        Box::pin(async move {
+            let response = match stack.oneshot(request).await {
+                Ok(response) => response,
+                Err(error) => return Observed::new(End::Failed(describe(&*error)), observer.get()),
+            };
+            let status = response.status();
+            let end = match response.into_body().collect().await {
+                Ok(body) if status == http::StatusCode::OK => End::Ok(body.to_bytes()),
+                Ok(_) => End::Failed(format!("status {status}")),
+                Err(error) => End::BodyFailed(describe(&error)),
+            };
+            Observed::new(end, observer.get())
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_matrix() {
+    crate::matrix::check_client(Column::Reqwest).await;
+}

@@ -1,248 +1,294 @@
-//! What `ResetRetryLayer` changes, over real sockets, in a second.
+//! What the tower-reset stack changes, over real sockets, in about a second.
 //!
-//! A local server resets the connection on every other request it receives: the 1st, the 3rd,
-//! the 5th... It sends a TCP `RST` after reading the request in full, so the client sees
-//! "connection reset by peer" and cannot know whether the server acted on the request.
+//! A server on 127.0.0.1 (`tower_reset::lab`) resets the connection of one request in ten
+//! after it has executed it, before it answers, so the client cannot tell whether it was done;
+//! halfway through the run it also forgets every open connection, as a NAT or a load balancer
+//! does after an idle timeout, so that the client's pooled connections go stale.
 //!
-//! The same workload, 20 GET and 10 POST requests (half of the POSTs carry an
-//! `Idempotency-Key`), goes through three clients:
+//! The same 200 requests (150 GET, 50 POST without an `Idempotency-Key`) go through a bare
+//! hyper-util client, then through the stack (`ResetRetryLayer`, `BackoffLayer`,
+//! `FreshConnectionLayer`, all defaults), each against a fresh server. The server counts what
+//! it received and executed.
 //!
-//! * a bare hyper-util client, which fails on every reset;
-//! * a naive retry (tower's `Retry` on any error), which succeeds but sends POSTs twice, so a
-//!   server that acted on the first copy acts again;
-//! * the `ResetRetryLayer` stack, which retries what is safe and returns the rest.
-//!
-//! Run it with `cargo run --example demo`.
-
-// The server is shared with the socket tests; the demo uses only part of it.
-#[path = "../tests/support/reset_server.rs"]
-mod reset_server;
+//! Run it with `cargo run --example demo --features lab,hyper-util`.
 
 use std::error::Error;
-use std::future::{ready, Ready};
+use std::io::{self, IsTerminal, Write};
+use std::ops::Range;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Request, Response};
+use http::{Method, Request, Response};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use tower::retry::{Policy, RetryLayer};
-use tower::{BoxError, Service, ServiceBuilder, ServiceExt};
-use tower_reset::ResetRetryLayer;
+use tokio::task::JoinHandle;
+use tower::util::BoxCloneService;
+use tower::{BoxError, ServiceBuilder, ServiceExt};
+use tower_reset::lab::{Action, Lab, Match};
+use tower_reset::{BackoffLayer, FreshConnectionLayer, ResetRetryLayer};
 
-use reset_server::{Behaviour, ResetServer, OK};
+const REQUESTS: usize = 200;
+/// Requests in flight at once.
+const AT_ONCE: usize = 4;
+/// The server resets one request in this many.
+const ONE_IN: u32 = 10;
 
-const GETS: usize = 20;
-const POSTS: usize = 10;
-const REQUESTS: usize = GETS + POSTS;
+type Service = BoxCloneService<Request<Full<Bytes>>, Response<Incoming>, BoxError>;
 
-fn client() -> Client<HttpConnector, Full<Bytes>> {
-    Client::builder(TokioExecutor::new()).build_http()
+fn bare() -> Service {
+    let client = Client::builder(TokioExecutor::new()).build_http();
+    BoxCloneService::new(client.map_err(BoxError::from))
 }
 
-/// The server's script: reset, answer, reset, answer... (longer than any run can use).
-fn script() -> Vec<Behaviour> {
-    [Behaviour::ResetAfterHead, OK]
-        .into_iter()
-        .cycle()
-        .take(4 * REQUESTS)
-        .collect()
+fn stack() -> Service {
+    let client = Client::builder(TokioExecutor::new()).build_http();
+    let stack = ServiceBuilder::new()
+        .layer(ResetRetryLayer::new()) // whether
+        .layer(BackoffLayer::new()) // when
+        .layer(FreshConnectionLayer::new()) // which connection
+        .service(client);
+    BoxCloneService::new(stack)
 }
 
-/// One request of the workload: two GETs then a POST, ten times; every other POST has a key.
-fn request(server: &ResetServer, index: usize) -> (Request<Full<Bytes>>, Kind) {
-    let group = index / 3;
-    let (kind, builder) = if index % 3 < 2 {
-        let builder = Request::get(server.url("/items"));
+/// Request `index`: three GETs, then a POST (a payment).
+fn request(lab: &Lab, index: usize) -> Request<Full<Bytes>> {
+    let (method, path, id, body) = if index % 4 == 3 {
         (
-            Kind::Get,
-            builder.header("x-request-id", format!("get-{index}")),
-        )
-    } else if group.is_multiple_of(2) {
-        let builder = Request::post(server.url("/pay"));
-        (
-            Kind::Post,
-            builder.header("x-request-id", format!("post-{index}")),
+            Method::POST,
+            "/payments",
+            format!("post-{index}"),
+            "amount=10",
         )
     } else {
-        let builder = Request::post(server.url("/pay"))
-            .header("x-request-id", format!("post-{index}"))
-            .header("idempotency-key", format!("key-{index}"));
-        (Kind::KeyedPost, builder)
+        (Method::GET, "/items", format!("get-{index}"), "")
     };
-    let body = if kind == Kind::Get { "" } else { "amount=10" };
-    let request = builder
+    Request::builder()
+        .method(method)
+        .uri(lab.url(path))
+        .header("x-request-id", id)
         .body(Full::new(Bytes::from_static(body.as_bytes())))
-        .expect("valid request");
-    (request, kind)
+        .expect("a valid request")
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Get,
-    Post,
-    KeyedPost,
-}
-
-/// What one client did with the workload.
+/// What happened to the workload, counted by the client and by the server.
 #[derive(Debug, Default)]
 struct Tally {
     succeeded: usize,
-    failed: usize,
+    failed_gets: usize,
     failed_posts: usize,
-    server_attempts: usize,
-    /// POSTs without a key that the server read more than once: the harmful duplicates.
-    posts_twice: usize,
-    /// POSTs with a key that the server read more than once: harmless, it deduplicates.
-    keyed_posts_twice: usize,
+    /// Failed POSTs that the server had executed: a blind retry would have run them twice.
+    failed_posts_executed: usize,
+    /// Attempts beyond one per request that reached the server.
+    retries: usize,
+    posts_executed_twice: usize,
     first_error: Option<String>,
 }
 
-/// Sends the workload, one request after the other, to a fresh server.
-async fn run<S>(service: S) -> Tally
-where
-    S: Service<Request<Full<Bytes>>, Response = Response<Incoming>, Error = BoxError> + Clone,
-{
-    let server = ResetServer::start(script());
-    let mut tally = Tally::default();
-    for index in 0..REQUESTS {
-        let (request, kind) = request(&server, index);
-        let id = request.headers()["x-request-id"]
-            .to_str()
-            .unwrap()
-            .to_owned();
-        let result = match service.clone().oneshot(request).await {
-            Ok(response) => response.into_body().collect().await.map_err(BoxError::from),
-            Err(error) => Err(error),
+/// Sends the workload through `service` to a fresh lab: half of it, then the server forgets
+/// every connection, then the other half.
+async fn run(label: &'static str, service: Service) -> io::Result<Tally> {
+    let lab = Arc::new(
+        Lab::builder()
+            .on(
+                Match::any().probability(1.0 / f64::from(ONE_IN)),
+                Action::ResetAfterRequest,
+            )
+            .seed(3)
+            .start()
+            .await?,
+    );
+    let progress = Progress::start(label);
+    let mut results = send(&service, &lab, 0..REQUESTS / 2, &progress).await;
+    lab.forget_connections();
+    results.extend(send(&service, &lab, REQUESTS / 2..REQUESTS, &progress).await);
+    progress.finish();
+
+    let counts = lab.counts();
+    let mut tally = Tally {
+        retries: counts.received() + counts.forgotten_resets() - REQUESTS,
+        posts_executed_twice: counts
+            .duplicates()
+            .iter()
+            .filter(|(id, _)| id.starts_with("post-"))
+            .count(),
+        ..Tally::default()
+    };
+    for (id, result) in results {
+        let Err(error) = result else {
+            tally.succeeded += 1;
+            continue;
         };
-        match result {
-            Ok(_) => tally.succeeded += 1,
-            Err(error) => {
-                tally.failed += 1;
-                tally.failed_posts += usize::from(kind == Kind::Post);
-                tally.first_error.get_or_insert_with(|| chain(&*error));
-            }
+        if id.starts_with("post-") {
+            tally.failed_posts += 1;
+            tally.failed_posts_executed += usize::from(counts.executions(&id) > 0);
+        } else {
+            tally.failed_gets += 1;
         }
-        let twice = server.executed_id(&id) > 1;
-        tally.posts_twice += usize::from(twice && kind == Kind::Post);
-        tally.keyed_posts_twice += usize::from(twice && kind == Kind::KeyedPost);
+        tally.first_error.get_or_insert(error);
     }
-    tally.server_attempts = server.received_total();
-    tally
+    Ok(tally)
+}
+
+/// Sends the requests of `range`, [`AT_ONCE`] at a time; returns each id with its outcome.
+async fn send(
+    service: &Service,
+    lab: &Arc<Lab>,
+    range: Range<usize>,
+    progress: &Progress,
+) -> Vec<(String, Result<(), String>)> {
+    let next = Arc::new(AtomicUsize::new(range.start));
+    let workers: Vec<_> = (0..AT_ONCE)
+        .map(|_| {
+            let (service, lab, next) = (service.clone(), Arc::clone(lab), Arc::clone(&next));
+            let done = Arc::clone(&progress.done);
+            let end = range.end;
+            tokio::spawn(async move {
+                let mut results = Vec::new();
+                loop {
+                    let index = next.fetch_add(1, Ordering::Relaxed);
+                    if index >= end {
+                        return results;
+                    }
+                    let request = request(&lab, index);
+                    let id = request.headers()["x-request-id"]
+                        .to_str()
+                        .unwrap()
+                        .to_owned();
+                    let result = send_one(service.clone(), request).await;
+                    results.push((id, result.map_err(|error| chain(&*error))));
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for worker in workers {
+        results.extend(worker.await.expect("a worker"));
+    }
+    results
+}
+
+/// Sends one request and reads the whole response.
+async fn send_one(service: Service, request: Request<Full<Bytes>>) -> Result<(), BoxError> {
+    let response = service.oneshot(request).await?;
+    response.into_body().collect().await?;
+    Ok(())
 }
 
 /// An error and its sources, on one line.
 fn chain(error: &(dyn Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
-    while let Some(err) = source {
-        text.push_str(": ");
-        text.push_str(&err.to_string());
-        source = err.source();
+    while let Some(error) = source {
+        text = format!("{text}: {error}");
+        source = error.source();
     }
     text
 }
 
-/// The naive retry: any error, any method, up to `self.0` attempts in total.
-#[derive(Debug, Clone)]
-struct RetryAnyError(u32);
+/// A line that counts the requests sent, rewritten in place; shown only on a terminal, and
+/// only once a run has taken more than a second.
+#[derive(Debug)]
+struct Progress {
+    done: Arc<AtomicUsize>,
+    ticker: JoinHandle<()>,
+}
 
-impl<B: Clone, Res, E> Policy<Request<B>, Res, E> for RetryAnyError {
-    type Future = Ready<()>;
-
-    fn retry(&mut self, _: &mut Request<B>, result: &mut Result<Res, E>) -> Option<Ready<()>> {
-        (result.is_err() && self.0 > 1).then(|| {
-            self.0 -= 1;
-            ready(())
-        })
+impl Progress {
+    fn start(label: &'static str) -> Self {
+        let done = Arc::new(AtomicUsize::new(0));
+        let ticker = tokio::spawn({
+            let done = Arc::clone(&done);
+            async move {
+                if !io::stdout().is_terminal() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                loop {
+                    let done = done.load(Ordering::Relaxed);
+                    print!("\r  {label}: {done} of {REQUESTS} requests...");
+                    let _ = io::stdout().flush();
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        });
+        Self { done, ticker }
     }
 
-    fn clone_request(&mut self, request: &Request<B>) -> Option<Request<B>> {
-        Some(request.clone())
+    fn finish(self) {
+        self.ticker.abort();
+        if io::stdout().is_terminal() {
+            print!("\r{:60}\r", "");
+            let _ = io::stdout().flush();
+        }
+    }
+}
+
+fn report(bare: &Tally, stack: &Tally) {
+    let (gets, posts) = (REQUESTS - REQUESTS / 4, REQUESTS / 4);
+    println!(
+        "hyper-util alone: {} of {REQUESTS} requests failed ({} GET, {} POST), for example with\n    \
+         {}\n",
+        bare.failed_gets + bare.failed_posts,
+        bare.failed_gets,
+        bare.failed_posts,
+        bare.first_error.as_deref().unwrap_or("-"),
+    );
+    if stack.failed_gets == 0 {
+        println!(
+            "With tower-reset: all {gets} GETs succeeded, after {} retries.",
+            stack.retries
+        );
+    } else {
+        println!(
+            "With tower-reset: {} of {gets} GETs succeeded, after {} retries; {} failed 3 times \
+             in a row, the attempt limit.",
+            gets - stack.failed_gets,
+            stack.retries,
+            stack.failed_gets
+        );
+    }
+    println!(
+        "    POSTs: {} of {posts} failed, and none was retried: the client could not know whether \
+         the server\n    had executed them (in fact it had executed {}), and a retry could have \
+         charged twice.\n    The caller got the error instead. POSTs executed twice: {}.\n",
+        stack.failed_posts, stack.failed_posts_executed, stack.posts_executed_twice
+    );
+    println!("| client | succeeded | failed | retries | POSTs executed twice |");
+    println!("|---|---|---|---|---|");
+    for (name, tally) in [("hyper-util", bare), ("tower-reset", stack)] {
+        println!(
+            "| {name} | {} | {} | {} | {} |",
+            tally.succeeded,
+            tally.failed_gets + tally.failed_posts,
+            tally.retries,
+            tally.posts_executed_twice
+        );
     }
 }
 
 #[tokio::main]
-async fn main() -> ExitCode {
+async fn main() -> Result<ExitCode, Box<dyn Error>> {
     println!(
-        "The server resets the connection on every other request it receives (1st, 3rd, 5th...),"
+        "A server on 127.0.0.1 resets the connection of 1 request in {ONE_IN} after executing \
+         it, before\nanswering; halfway through, it also forgets every open connection, as a NAT \
+         does after an\nidle timeout. {REQUESTS} requests ({} GET, {} POST without an \
+         Idempotency-Key), {AT_ONCE} at a time.\n",
+        REQUESTS - REQUESTS / 4,
+        REQUESTS / 4
     );
-    println!("after reading it in full: the client cannot know whether the server acted on it.");
-    println!(
-        "Workload: {GETS} GET and {POSTS} POST, half of the POSTs with an Idempotency-Key, \
-         sent one after the other.\n"
-    );
+    let bare = run("hyper-util alone", bare()).await?;
+    let stack = run("with tower-reset", stack()).await?;
+    report(&bare, &stack);
 
-    let workload = async {
-        let bare = run(client().map_err(BoxError::from)).await;
-        let naive = ServiceBuilder::new()
-            .layer(RetryLayer::new(RetryAnyError(3)))
-            .map_err(BoxError::from)
-            .service(client());
-        let naive = run(naive).await;
-        // The client's errors are boxed so that the three runs share one error type; the
-        // standard classifier reads a boxed error by walking its `source()` chain.
-        let stack = ServiceBuilder::new()
-            .layer(ResetRetryLayer::new())
-            .map_err(BoxError::from)
-            .service(client());
-        let stack = run(stack).await;
-        (bare, naive, stack)
-    };
-    let Ok((bare, naive, stack)) = tokio::time::timeout(Duration::from_secs(10), workload).await
-    else {
-        eprintln!("the demo took more than 10 seconds");
-        return ExitCode::FAILURE;
-    };
-
-    println!(
-        "Bare client: {} of {REQUESTS} requests failed, for example with\n    {}",
-        bare.failed,
-        bare.first_error.as_deref().unwrap_or("-")
-    );
-    println!(
-        "Naive retry (any error, 3 attempts): {} succeeded, but {} POSTs without a key reached\n    \
-         the server twice: a payment taken twice.",
-        naive.succeeded, naive.posts_twice
-    );
-    println!(
-        "ResetRetryLayer: {} succeeded after {} retries, all of GETs or keyed POSTs.\n    \
-         The {} POSTs without a key were not retried, since the server may have acted on them:\n    \
-         each reached the server once and its error went back to the caller.\n    \
-         {} keyed POSTs reached the server twice, which the key makes safe.\n",
-        stack.succeeded,
-        stack.server_attempts - REQUESTS,
-        stack.failed_posts,
-        stack.keyed_posts_twice
-    );
-
-    println!(
-        "{:<16} {:>8} {:>9} {:>6} {:>20} {:>24}",
-        "client",
-        "requests",
-        "succeeded",
-        "failed",
-        "server-side attempts",
-        "POSTs run twice (no key)"
-    );
-    for (name, tally) in [
-        ("bare client", &bare),
-        ("naive retry", &naive),
-        ("ResetRetryLayer", &stack),
-    ] {
-        println!(
-            "{name:<16} {REQUESTS:>8} {:>9} {:>6} {:>20} {:>24}",
-            tally.succeeded, tally.failed, tally.server_attempts, tally.posts_twice
-        );
+    if stack.posts_executed_twice > 0 || stack.succeeded <= bare.succeeded {
+        eprintln!("\nunexpected: the stack ran a POST twice, or did not help");
+        return Ok(ExitCode::FAILURE);
     }
-
-    if stack.posts_twice != 0 || stack.failed != stack.failed_posts {
-        eprintln!("\nunexpected: the stack repeated a POST without a key, or lost a safe request");
-        return ExitCode::FAILURE;
-    }
-    ExitCode::SUCCESS
+    Ok(ExitCode::SUCCESS)
 }

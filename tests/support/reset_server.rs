@@ -21,7 +21,7 @@
 //! for `Full<Bytes>` bodies. Dropping the server aborts the accept task, and with it every
 //! connection task, so nothing outlives the test.
 
-// Each user of this shared module (the socket tests, the demo example) needs only part of it.
+// Each user of this shared module (socket tests, the axum_proxy example) needs only part of it.
 #![allow(dead_code)]
 
 use std::collections::{HashMap, VecDeque};

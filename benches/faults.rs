@@ -524,7 +524,7 @@ fn print_settings() {
          and `ExponentialBackoff::builder().build_with_max_retries(3)` (waits drawn from \
          [0, 1 s], [0, 2 s], [0, 4 s]); *tower-reset*: `ResetRetryLayer::new()`, \
          `BackoffLayer::new()`, `FreshConnectionLayer::new()` over hyper-util (3 attempts, retry \
-         budget 20% + 10/s over 10 s)."
+         budget 20%, or 10/s when more, over 10 s)."
     );
     println!(
         "* Attempts per request: arrivals at the server (with the requests reset unread on a \

@@ -3,7 +3,9 @@
 //! Attempt limits bound the cost of one request; they do not bound the cost of an outage. When
 //! every request fails, three attempts each triple the load on a server that is already down.
 //! A budget caps retries as a share of the requests sent: with the defaults, retries add at most
-//! 20% to the load, plus 10 per second so that a quiet client can still retry.
+//! 20% to the load, or 10 per second when that is more, so that a quiet client can still retry.
+//! The two allowances are not added up: under an outage at any rate above 50 requests per
+//! second, retries stay at 20% of the requests (1.2 attempts per request).
 //!
 //! [`RetryBudget`] counts requests and retries in a sliding window of ten slots, without locks:
 //! each slot is one atomic word holding both the slot's epoch and its count, so a slot that
@@ -52,8 +54,8 @@ const COUNT_MASK: u64 = (1 << COUNT_BITS) - 1;
 /// Epochs wrap at 2^24; only their distance modulo 2^24 is ever compared.
 const EPOCH_MASK: u64 = (1 << (64 - COUNT_BITS)) - 1;
 
-/// A retry budget: retries may add at most `ratio` of the requests seen in the window, plus
-/// `min_per_second` retries per second.
+/// A retry budget: retries may add at most `ratio` of the requests seen in the window, or
+/// `min_per_second` retries per second of the window when that is more.
 ///
 /// Only requests that could be retried are deposited: a request the policy would never retry
 /// does not raise the allowance, so the budget errs on the side of fewer retries.
@@ -110,8 +112,9 @@ impl RetryBudget {
     /// Default window: 10 seconds.
     pub const DEFAULT_WINDOW: Duration = Duration::from_secs(10);
 
-    /// A budget that lets retries add `ratio` of the requests seen in the last `window`, plus
-    /// `min_per_second` retries per second of the window.
+    /// A budget that lets retries add `ratio` of the requests seen in the last `window`, or
+    /// `min_per_second` retries per second of the window when that is more (a quiet client's
+    /// allowance).
     ///
     /// # Errors
     ///
@@ -204,7 +207,9 @@ impl Budget for RetryBudget {
         let epoch = self.epoch();
         let requests = Self::sum(self.requests.iter().flatten(), epoch) as f64;
         let retries = Self::sum(self.retries.iter(), epoch) as f64;
-        if retries + 1.0 > self.ratio * requests + self.reserve {
+        // The larger allowance, not their sum: a busy client gets its share, a quiet one its
+        // floor, and neither adds a burst on top of the other.
+        if retries + 1.0 > (self.ratio * requests).max(self.reserve) {
             return false;
         }
         increment(&self.retries[epoch as usize % SLOTS].0, epoch);

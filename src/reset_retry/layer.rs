@@ -43,8 +43,8 @@ impl fmt::Debug for Limits {
 ///
 /// `ResetRetryLayer::new()` gives the standard behaviour: the [`Standard`] policy, the
 /// [`StandardClassifier`], requests copied by [`CloneBody`], at most 3 attempts in total, and one
-/// [`RetryBudget`] (20% of the load plus 10 retries per second, over 10 s) shared by every
-/// service this layer makes. Use [`ResetRetryLayer::builder`] to change any of it.
+/// [`RetryBudget`] (20% of the load, or 10 retries per second when that is more, over 10 s)
+/// shared by every service this layer makes. Use [`ResetRetryLayer::builder`] to change any of it.
 ///
 /// # Examples
 ///

@@ -156,3 +156,45 @@ async fn under_a_total_outage_the_layer_adds_only_the_budgeted_share_of_load() {
         "attempts per request {per_request:.4}, expected 1.2"
     );
 }
+
+/// With the default budget (20%, or 10 retries per second when that is more), a burst of
+/// failures does not get the quiet client's floor on top of its share.
+#[tokio::test(start_paused = true)]
+async fn under_a_burst_of_failures_the_default_budget_holds_to_its_share() {
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let counter = attempts.clone();
+    let always_reset = tower::service_fn(move |_request: Req| {
+        counter.fetch_add(1, Ordering::Relaxed);
+        async { Err::<Res, BoxError>(io::Error::from(RESET).into()) }
+    });
+    // The default layer: 3 attempts, the default budget.
+    let service = ResetRetryLayer::new().layer(always_reset);
+    // 1,000 requests in half a second: well inside the 10 s window.
+    let requests = 1_000;
+    for _ in 0..requests {
+        let result = service.clone().oneshot(get("/")).await;
+        assert!(result.is_err());
+        tokio::time::advance(Duration::from_micros(500)).await;
+    }
+    let per_request = attempts.load(Ordering::Relaxed) as f64 / requests as f64;
+    assert!(
+        per_request <= 1.2 + 1e-9,
+        "attempts per request {per_request:.4}, at most 1.2"
+    );
+    assert!(
+        per_request >= 1.19,
+        "the share is still granted: {per_request:.4}"
+    );
+}
+
+/// A quiet client still gets its floor: 10 retries per second of the window, 100 over 10 s,
+/// even though 20% of its few requests would allow almost none.
+#[test]
+fn a_quiet_client_gets_the_floor_not_the_share() {
+    let budget = RetryBudget::default();
+    for _ in 0..10 {
+        budget.deposit();
+    }
+    let granted = (0..1_000).filter(|_| budget.try_withdraw()).count();
+    assert_eq!(granted, 100, "max(20% of 10, 10/s × 10 s) = 100");
+}

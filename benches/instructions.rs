@@ -12,7 +12,7 @@ use std::hint::black_box;
 
 use tower::{BoxError, Layer, Service, ServiceBuilder};
 use tower_reset::reset_retry::policy::Never;
-use tower_reset::{BackoffLayer, ResetRetryLayer};
+use tower_reset::{BackoffLayer, FreshConnectionLayer, ResetRetryLayer};
 
 use crate::instant_service::{send, Answer, Request, Response};
 
@@ -78,6 +78,15 @@ fn main() {
                 .service(Answer),
             post,
         ),
+        "post-fresh-connection" => run(FreshConnectionLayer::detour(Answer).layer(Answer), post),
+        "post-full-stack" => run(
+            ServiceBuilder::new()
+                .layer(never())
+                .layer(BackoffLayer::new())
+                .layer(FreshConnectionLayer::detour(Answer))
+                .service(Answer),
+            post,
+        ),
         "get-bare" => run(Answer, get),
         "get-tower-retry" => run(tower::retry::RetryLayer::new(CloneGets).layer(Answer), get),
         "get-reset-retry" => run(ResetRetryLayer::new().layer(Answer), get),
@@ -85,6 +94,14 @@ fn main() {
             ServiceBuilder::new()
                 .layer(ResetRetryLayer::new())
                 .layer(BackoffLayer::new())
+                .service(Answer),
+            get,
+        ),
+        "get-full-stack" => run(
+            ServiceBuilder::new()
+                .layer(ResetRetryLayer::new())
+                .layer(BackoffLayer::new())
+                .layer(FreshConnectionLayer::detour(Answer))
                 .service(Answer),
             get,
         ),

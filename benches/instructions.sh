@@ -20,16 +20,19 @@ count() {
 
 per_request() { echo $(( $1 / requests )); }
 
-echo "| request | bare | tower::retry (cloning) | ResetRetry | Backoff | ResetRetry + Backoff |"
-echo "|---|---|---|---|---|---|"
+echo "| request | bare | tower::retry (cloning) | ResetRetry | Backoff | FreshConnection (detour) | ResetRetry + Backoff | all three |"
+echo "|---|---|---|---|---|---|---|---|"
 post_bare=$(per_request "$(count post-bare)")
 post_retry=$(per_request "$(count post-reset-retry)")
 post_backoff=$(per_request "$(count post-backoff)")
 post_stack=$(per_request "$(count post-stack)")
-echo "| never retried (POST, 8 headers) | $post_bare | — | $post_retry (+$((post_retry - post_bare))) | $post_backoff (+$((post_backoff - post_bare))) | $post_stack (+$((post_stack - post_bare))) |"
+post_fresh=$(per_request "$(count post-fresh-connection)")
+post_full=$(per_request "$(count post-full-stack)")
+echo "| never retried (POST, 8 headers) | $post_bare | — | $post_retry (+$((post_retry - post_bare))) | $post_backoff (+$((post_backoff - post_bare))) | $post_fresh (+$((post_fresh - post_bare))) | $post_stack (+$((post_stack - post_bare))) | $post_full (+$((post_full - post_bare))) |"
 get_bare=$(per_request "$(count get-bare)")
 get_tower=$(per_request "$(count get-tower-retry)")
 get_retry=$(per_request "$(count get-reset-retry)")
 get_stack=$(per_request "$(count get-stack)")
-echo "| retryable GET, 8 headers | $get_bare | $get_tower (+$((get_tower - get_bare))) | $get_retry (+$((get_retry - get_bare))) | — | $get_stack (+$((get_stack - get_bare))) |"
+get_full=$(per_request "$(count get-full-stack)")
+echo "| retryable GET, 8 headers | $get_bare | $get_tower (+$((get_tower - get_bare))) | $get_retry (+$((get_retry - get_bare))) | — | — | $get_stack (+$((get_stack - get_bare))) | $get_full (+$((get_full - get_bare))) |"
 rm -rf "$out"

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri, Version};
 
 use super::action::{Action, Disconnect};
+use crate::backoff::policy::Rng;
 
 /// What a [`Match`] can look at: one request, as the lab saw its head.
 ///
@@ -322,7 +323,7 @@ pub(crate) struct Script {
     rules: Vec<Rule>,
     accept_rules: Vec<AcceptRule>,
     default: Action,
-    rng: SplitMix64,
+    rng: Rng,
 }
 
 impl Script {
@@ -331,7 +332,7 @@ impl Script {
             rules: Vec::new(),
             accept_rules: Vec::new(),
             default,
-            rng: SplitMix64(seed),
+            rng: Rng::new(seed),
         }
     }
 
@@ -379,7 +380,7 @@ impl Script {
             let when = &rule.when;
             if when.times.is_some_and(|times| rule.hits >= times)
                 || !when.tests.iter().all(|test| test.matches(request))
-                || !self.rng.chance(when.probability)
+                || !chance(&mut self.rng, when.probability)
             {
                 continue;
             }
@@ -395,7 +396,7 @@ impl Script {
             let when = &rule.when;
             if when.times.is_some_and(|times| rule.hits >= times)
                 || when.nth.is_some_and(|wanted| wanted != nth)
-                || !self.rng.chance(when.probability)
+                || !chance(&mut self.rng, when.probability)
             {
                 continue;
             }
@@ -416,24 +417,7 @@ impl Script {
     }
 }
 
-/// SplitMix64: tiny, seedable, and good enough to pick which requests fail.
-#[derive(Debug)]
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// `true` with probability `p` (always when `None`); draws only when `p` is given.
-    fn chance(&mut self, p: Option<f64>) -> bool {
-        let Some(p) = p else { return true };
-        // 53 random bits: a uniform float in [0, 1).
-        let draw = (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-        draw < p
-    }
+/// `true` with probability `p` (always when `None`); draws from `rng` only when `p` is given.
+fn chance(rng: &mut Rng, p: Option<f64>) -> bool {
+    p.is_none_or(|p| rng.next_f64() < p)
 }

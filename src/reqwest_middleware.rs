@@ -122,7 +122,6 @@ where
             };
             let rest = RestOfChain {
                 next,
-                extensions: extensions.clone(),
                 request: Arc::new(request),
             };
             let stack = self.retry.layer(self.backoff.layer(rest));
@@ -174,11 +173,10 @@ impl StdError for StackError {
 }
 
 /// The rest of the middleware chain as a tower service: each attempt runs it once, with a copy
-/// of the original request.
+/// of the original request and the extensions of the head it was handed.
 #[derive(Clone)]
 struct RestOfChain<'a> {
     next: Next<'a>,
-    extensions: Extensions,
     request: Arc<reqwest::Request>,
 }
 
@@ -194,9 +192,9 @@ impl<'a> Service<http::Request<()>> for RestOfChain<'a> {
 
     fn call(&mut self, head: http::Request<()>) -> Self::Future {
         let next = self.next.clone();
-        let mut extensions = self.extensions.clone();
-        // The attempt record travels in the head's extensions, for middleware further down.
-        extensions.extend(head.extensions().clone());
+        // The head carries the chain's extensions, and on a retry the attempt record, for
+        // middleware further down.
+        let mut extensions = head.into_parts().0.extensions;
         let request = self.request.try_clone();
         Box::pin(async move {
             match request {

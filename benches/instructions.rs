@@ -14,40 +14,10 @@ use tower::{BoxError, Layer, Service, ServiceBuilder};
 use tower_reset::reset_retry::policy::Never;
 use tower_reset::{BackoffLayer, FreshConnectionLayer, ResetRetryLayer};
 
-use crate::instant_service::{send, Answer, Request, Response};
+use crate::instant_service::{request, send, Answer, CloneGets, Request, Response};
 
 /// Requests sent per run: enough that start-up is noise next to them.
 const REQUESTS: usize = 100_000;
-
-/// `tower::retry` with the policy a user would write: clone GETs, retry errors.
-#[derive(Clone)]
-struct CloneGets;
-
-impl tower::retry::Policy<Request, Response, BoxError> for CloneGets {
-    type Future = std::future::Ready<()>;
-
-    fn retry(
-        &mut self,
-        _: &mut Request,
-        result: &mut Result<Response, BoxError>,
-    ) -> Option<Self::Future> {
-        result.is_err().then(|| std::future::ready(()))
-    }
-
-    fn clone_request(&mut self, request: &Request) -> Option<Request> {
-        (request.method() == http::Method::GET).then(|| request.clone())
-    }
-}
-
-fn request(method: &http::Method) -> Request {
-    let mut builder = http::Request::builder()
-        .method(method.clone())
-        .uri("http://example.com/v1/items");
-    for i in 0..8 {
-        builder = builder.header(format!("x-header-{i}"), "value");
-    }
-    builder.body("payload".to_owned()).unwrap()
-}
 
 fn run<S>(mut service: S, method: http::Method)
 where
@@ -56,7 +26,7 @@ where
     // The requests are built before the count starts (see instructions.sh: only `send` is
     // counted), so what differs between variants is the layers' own work.
     for _ in 0..REQUESTS {
-        black_box(send(&mut service, request(&method)));
+        black_box(send(&mut service, request(method.clone(), 8)));
     }
 }
 

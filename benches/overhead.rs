@@ -19,37 +19,7 @@ use tower_reset::reset_retry::policy::Never;
 use tower_reset::reset_retry::{Budget as _, RetryBudget};
 use tower_reset::{BackoffLayer, ResetRetryLayer};
 
-use crate::instant_service::{send, Answer, Request, Response};
-
-/// `tower::retry` with the policy a user would write: clone GETs, retry errors.
-#[derive(Clone)]
-struct CloneGets;
-
-impl tower::retry::Policy<Request, Response, BoxError> for CloneGets {
-    type Future = std::future::Ready<()>;
-
-    fn retry(
-        &mut self,
-        _: &mut Request,
-        result: &mut Result<Response, BoxError>,
-    ) -> Option<Self::Future> {
-        result.is_err().then(|| std::future::ready(()))
-    }
-
-    fn clone_request(&mut self, request: &Request) -> Option<Request> {
-        (request.method() == http::Method::GET).then(|| request.clone())
-    }
-}
-
-fn request(method: http::Method, headers: usize) -> Request {
-    let mut builder = http::Request::builder()
-        .method(method)
-        .uri("http://example.com/v1/items");
-    for i in 0..headers {
-        builder = builder.header(format!("x-header-{i}"), "value");
-    }
-    builder.body("payload".to_owned()).unwrap()
-}
+use crate::instant_service::{request, send, Answer, CloneGets, Request, Response};
 
 fn bench_service<S>(
     c: &mut Criterion,

@@ -1,6 +1,9 @@
 //! A service that answers at once and allocates nothing, and a way to send one request through
-//! a stack over it without a runtime: what the allocation tests and the overhead benchmark
-//! measure the layers against.
+//! a stack over it without a runtime: what the allocation tests and the benchmarks measure the
+//! layers against. Also the requests and the `tower::retry` policy the benchmarks compare with.
+
+// Shared by the allocation tests and both benchmarks, each of which uses only a part.
+#![allow(dead_code)]
 
 use std::future::Future;
 use std::pin::pin;
@@ -42,5 +45,36 @@ where
     match future.as_mut().poll(&mut cx) {
         Poll::Ready(result) => result.expect("the answer"),
         Poll::Pending => panic!("the response future should be ready at once"),
+    }
+}
+
+/// A request with `headers` headers besides the method and URI.
+pub(crate) fn request(method: http::Method, headers: usize) -> Request {
+    let mut builder = http::Request::builder()
+        .method(method)
+        .uri("http://example.com/v1/items");
+    for i in 0..headers {
+        builder = builder.header(format!("x-header-{i}"), "value");
+    }
+    builder.body("payload".to_owned()).unwrap()
+}
+
+/// `tower::retry` with the policy a user would write: clone GETs, retry errors.
+#[derive(Clone)]
+pub(crate) struct CloneGets;
+
+impl tower::retry::Policy<Request, Response, BoxError> for CloneGets {
+    type Future = std::future::Ready<()>;
+
+    fn retry(
+        &mut self,
+        _: &mut Request,
+        result: &mut Result<Response, BoxError>,
+    ) -> Option<Self::Future> {
+        result.is_err().then(|| std::future::ready(()))
+    }
+
+    fn clone_request(&mut self, request: &Request) -> Option<Request> {
+        (request.method() == http::Method::GET).then(|| request.clone())
     }
 }

@@ -77,28 +77,7 @@ pub(crate) async fn send(
     })
 }
 
-/// The links of `err`'s chain, outermost first: `source()`, and an `io::Error`'s inner error.
-pub(crate) fn chain<'a>(err: &'a (dyn Error + 'static)) -> Vec<&'a (dyn Error + 'static)> {
-    std::iter::successors(Some(err), |&e| match e.downcast_ref::<io::Error>() {
-        Some(io) => io.get_ref().map(|inner| inner as &(dyn Error + 'static)),
-        None => e.source(),
-    })
-    .take(64)
-    .collect()
-}
-
-/// The kinds of the `io::Error`s in `err`'s chain, including the one inside an `h2::Error`
-/// (which has no `source()`: its own accessor reaches it).
-pub(crate) fn io_kinds(err: &(dyn Error + 'static)) -> Vec<io::ErrorKind> {
-    chain(err)
-        .into_iter()
-        .filter_map(|e| {
-            e.downcast_ref::<io::Error>()
-                .or_else(|| e.downcast_ref::<h2::Error>().and_then(h2::Error::get_io))
-        })
-        .map(io::Error::kind)
-        .collect()
-}
+pub(crate) use crate::error_chain::{chain, io_kinds};
 
 /// The links of `err`'s chain of type `T`.
 pub(crate) fn links<'a, T: Error + 'static>(err: &'a (dyn Error + 'static)) -> Vec<&'a T> {

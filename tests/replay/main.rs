@@ -2,6 +2,8 @@
 //! `ResetRetry` over a scripted upstream, memory and allocations (counted), and real sockets.
 
 mod body;
+#[path = "../support/error_chain.rs"]
+mod error_chain;
 mod frames;
 mod memory;
 #[path = "../../examples/axum_proxy/proxy.rs"]

@@ -11,6 +11,7 @@ use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_reset::replay::{ReplayBody, ReplayBodyLayer};
 use tower_reset::ResetRetryLayer;
 
+use crate::error_chain::io_kinds;
 use crate::frames::{chunks, Frames};
 use crate::reset_server::{Behaviour, ResetServer};
 
@@ -44,18 +45,9 @@ async fn send(
     response.map(|response| response.status())
 }
 
+/// Whether the io error of a reset is in `error`'s chain.
 fn has_reset(error: &(dyn Error + 'static)) -> bool {
-    let mut next = Some(error);
-    while let Some(error) = next {
-        if error
-            .downcast_ref::<io::Error>()
-            .is_some_and(|io| io.kind() == io::ErrorKind::ConnectionReset)
-        {
-            return true;
-        }
-        next = error.source();
-    }
-    false
+    io_kinds(error).contains(&io::ErrorKind::ConnectionReset)
 }
 
 #[tokio::test]

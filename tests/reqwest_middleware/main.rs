@@ -1,6 +1,8 @@
 //! `ResetRetryMiddleware` inside a reqwest-middleware client, over real loopback sockets, next
 //! to reqwest-retry with its defaults.
 
+#[path = "../support/error_chain.rs"]
+mod error_chain;
 #[path = "../support/reset_server.rs"]
 mod reset_server;
 
@@ -14,6 +16,7 @@ use reqwest_retry::RetryTransientMiddleware;
 use tower_reset::attempt::AttemptRecord;
 use tower_reset::reqwest_middleware::ResetRetryMiddleware;
 
+use crate::error_chain::io_kinds;
 use crate::reset_server::{Behaviour, ResetServer};
 
 const LIMIT: Duration = Duration::from_secs(10);
@@ -24,18 +27,9 @@ fn client() -> ClientWithMiddleware {
         .build()
 }
 
+/// Whether the io error of a reset is in `error`'s chain.
 fn has_reset(error: &(dyn Error + 'static)) -> bool {
-    let mut next = Some(error);
-    while let Some(error) = next {
-        if error
-            .downcast_ref::<io::Error>()
-            .is_some_and(|io| io.kind() == io::ErrorKind::ConnectionReset)
-        {
-            return true;
-        }
-        next = error.source();
-    }
-    false
+    io_kinds(error).contains(&io::ErrorKind::ConnectionReset)
 }
 
 async fn send(

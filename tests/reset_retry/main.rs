@@ -2,6 +2,8 @@
 //! tests over real loopback sockets.
 
 mod config;
+#[path = "../support/error_chain.rs"]
+mod error_chain;
 mod harness;
 mod mock;
 mod property;

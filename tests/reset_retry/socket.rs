@@ -9,7 +9,6 @@
 //! `ResetRetry<Client>` is not a `Service`; the client's errors are then boxed (a `BoxError` is
 //! classified by walking its chain, which finds the `io::Error` kinds with no feature at all).
 
-use std::error::Error;
 use std::future::Future;
 use std::io;
 use std::sync::{Arc, Mutex};
@@ -28,6 +27,7 @@ use tower_reset::attempt::{AttemptHistory, HistoryObserver};
 use tower_reset::classify::FailureClass::{NeverSent, UnknownOutcome};
 use tower_reset::{ResetRetry, ResetRetryLayer};
 
+use crate::error_chain::{chain, io_kinds};
 use crate::reset_server::{Behaviour, ResetServer, OK};
 
 /// No test may take longer than this, whatever the client or server does.
@@ -98,19 +98,6 @@ async fn within<F: Future>(test: F) -> F::Output {
     tokio::time::timeout(TEST_TIMEOUT, test)
         .await
         .expect("the test timed out")
-}
-
-/// The error and its `source()` chain.
-fn chain<'a>(error: &'a (dyn Error + 'static)) -> impl Iterator<Item = &'a (dyn Error + 'static)> {
-    std::iter::successors(Some(error), |err: &&(dyn Error + 'static)| (*err).source())
-}
-
-/// The kinds of every `io::Error` in the error's `source()` chain.
-fn io_kinds(error: &(dyn Error + 'static)) -> Vec<io::ErrorKind> {
-    chain(error)
-        .filter_map(|err| err.downcast_ref::<io::Error>())
-        .map(io::Error::kind)
-        .collect()
 }
 
 /// A port on which connections are refused: a socket bound to it that is not listening. Keep
@@ -317,6 +304,7 @@ async fn post_closed_after_the_request_was_read_is_not_retried() {
             .expect_err("a POST is not retried");
 
         let hyper_error = chain(client_error(&error))
+            .into_iter()
             .find_map(|err| err.downcast_ref::<hyper::Error>())
             .expect("a hyper error in the chain");
         assert!(hyper_error.is_incomplete_message(), "{error:?}");

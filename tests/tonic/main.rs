@@ -5,6 +5,8 @@
 
 mod codegen;
 mod echo;
+#[path = "../support/error_chain.rs"]
+mod error_chain;
 mod facts;
 mod h2_server;
 mod proxy;

@@ -43,23 +43,7 @@ pub(crate) fn closed_port() -> SocketAddr {
     addr
 }
 
-/// The links of `err`'s `source()` chain, outermost first, following an `io::Error` into the
-/// error it wraps (which its `source()` skips).
-pub(crate) fn chain<'a>(err: &'a (dyn Error + 'static)) -> Vec<&'a (dyn Error + 'static)> {
-    let mut links = Vec::new();
-    let mut next = Some(err);
-    while let Some(link) = next {
-        links.push(link);
-        if links.len() > 64 {
-            break;
-        }
-        next = match link.downcast_ref::<std::io::Error>() {
-            Some(io) => io.get_ref().map(|inner| inner as &(dyn Error + 'static)),
-            None => link.source(),
-        };
-    }
-    links
-}
+use crate::error_chain::chain;
 
 /// The first link of `err`'s chain of type `T`.
 pub(crate) fn find<'a, T: Error + 'static>(err: &'a (dyn Error + 'static)) -> Option<&'a T> {

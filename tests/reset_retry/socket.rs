@@ -27,7 +27,7 @@ use tower_reset::attempt::{AttemptHistory, HistoryObserver};
 use tower_reset::classify::FailureClass::{NeverSent, UnknownOutcome};
 use tower_reset::{ResetRetry, ResetRetryLayer};
 
-use crate::error_chain::{chain, io_kinds};
+use crate::error_chain::io_kinds;
 use crate::reset_server::{Behaviour, ResetServer, OK};
 
 /// No test may take longer than this, whatever the client or server does.
@@ -303,7 +303,7 @@ async fn post_closed_after_the_request_was_read_is_not_retried() {
             .await
             .expect_err("a POST is not retried");
 
-        let hyper_error = chain(client_error(&error))
+        let hyper_error = crate::error_chain::chain(client_error(&error))
             .into_iter()
             .find_map(|err| err.downcast_ref::<hyper::Error>())
             .expect("a hyper error in the chain");

@@ -74,7 +74,7 @@
 //! | `tracing` | `tracing` events for each retry and each refusal to retry |
 //! | `lab` | [`lab::Lab`]: an in-process loopback HTTP/1.1 and HTTP/2 server whose resets, closes, refusals and restarts are scripted per connection and per request, and that counts what it received and executed, to test any client |
 
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod _docs;
 pub mod attempt;

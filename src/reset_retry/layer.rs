@@ -85,8 +85,8 @@ impl ResetRetryLayer {
     }
 
     /// A builder that starts from the standard settings.
-    pub fn builder() -> Builder {
-        Builder {
+    pub fn builder() -> ResetRetryBuilder {
+        ResetRetryBuilder {
             policy: Standard::new(),
             classifier: StandardClassifier::new(),
             cloner: CloneBody,
@@ -145,8 +145,30 @@ enum BudgetChoice {
     Given(Arc<dyn Budget>),
 }
 
+/// The old name of [`ResetRetryBuilder`].
+#[deprecated(since = "0.1.0", note = "renamed `ResetRetryBuilder`")]
+pub type Builder<P = Standard, C = StandardClassifier, R = CloneBody> = ResetRetryBuilder<P, C, R>;
+
 /// Builds a [`ResetRetryLayer`], checking every limit; see [`ResetRetryLayer::builder`].
-pub struct Builder<P = Standard, C = StandardClassifier, R = CloneBody> {
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_reset::classify::{RetryStatuses, StandardClassifier};
+/// use tower_reset::reset_retry::RetryBudget;
+/// use tower_reset::ResetRetryLayer;
+///
+/// let layer = ResetRetryLayer::builder()
+///     .max_attempts(4) // the first attempt and up to 3 retries
+///     .deadline(Duration::from_secs(10))
+///     .budget(RetryBudget::new(0.1, 5, Duration::from_secs(10))?)
+///     .classifier(StandardClassifier::new().statuses(RetryStatuses::standard()))
+///     .build()?;
+/// # let _ = layer;
+/// # Ok::<(), tower_reset::ConfigError>(())
+/// ```
+pub struct ResetRetryBuilder<P = Standard, C = StandardClassifier, R = CloneBody> {
     policy: P,
     classifier: C,
     cloner: R,
@@ -155,12 +177,12 @@ pub struct Builder<P = Standard, C = StandardClassifier, R = CloneBody> {
     budget: BudgetChoice,
 }
 
-impl<P, C, R> Builder<P, C, R> {
+impl<P, C, R> ResetRetryBuilder<P, C, R> {
     /// The policy that decides which failures may be retried.
     ///
     /// Defaults to [`Standard`].
-    pub fn policy<Q>(self, policy: Q) -> Builder<Q, C, R> {
-        Builder {
+    pub fn policy<Q>(self, policy: Q) -> ResetRetryBuilder<Q, C, R> {
+        ResetRetryBuilder {
             policy,
             classifier: self.classifier,
             cloner: self.cloner,
@@ -173,8 +195,8 @@ impl<P, C, R> Builder<P, C, R> {
     /// The classifier that recognises connection failures in errors and responses.
     ///
     /// Defaults to [`StandardClassifier::new`] (errors only).
-    pub fn classifier<D>(self, classifier: D) -> Builder<P, D, R> {
-        Builder {
+    pub fn classifier<D>(self, classifier: D) -> ResetRetryBuilder<P, D, R> {
+        ResetRetryBuilder {
             policy: self.policy,
             classifier,
             cloner: self.cloner,
@@ -187,8 +209,8 @@ impl<P, C, R> Builder<P, C, R> {
     /// How the copy of a request is made for a retry.
     ///
     /// Defaults to [`CloneBody`], which clones `http::Request<B>` with a `Clone` body.
-    pub fn clone_requests<Q>(self, cloner: Q) -> Builder<P, C, Q> {
-        Builder {
+    pub fn clone_requests<Q>(self, cloner: Q) -> ResetRetryBuilder<P, C, Q> {
+        ResetRetryBuilder {
             policy: self.policy,
             classifier: self.classifier,
             cloner,
@@ -198,7 +220,9 @@ impl<P, C, R> Builder<P, C, R> {
         }
     }
 
-    /// The most attempts one request may make, the first included; 1 disables retries.
+    /// The most attempts one request may make, **the first included**: 1 disables retries, and
+    /// the default 3 means the first attempt and up to 2 retries (reqwest-retry's
+    /// `build_with_max_retries(3)` is `max_attempts(4)`).
     ///
     /// Must be from 1 to 100. Defaults to 3.
     pub fn max_attempts(mut self, attempts: u32) -> Self {
@@ -271,9 +295,9 @@ impl<P, C, R> Builder<P, C, R> {
     }
 }
 
-impl<P: fmt::Debug, C: fmt::Debug, R: fmt::Debug> fmt::Debug for Builder<P, C, R> {
+impl<P: fmt::Debug, C: fmt::Debug, R: fmt::Debug> fmt::Debug for ResetRetryBuilder<P, C, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Builder")
+        f.debug_struct("ResetRetryBuilder")
             .field("policy", &self.policy)
             .field("classifier", &self.classifier)
             .field("cloner", &self.cloner)

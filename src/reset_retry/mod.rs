@@ -59,10 +59,14 @@ mod budget;
 pub mod future;
 mod layer;
 pub mod policy;
+mod retry_state;
 
 pub use self::budget::{Budget, RetryBudget};
 pub use self::future::ResponseFuture;
-pub use self::layer::{Builder, ResetRetryLayer};
+#[allow(deprecated)]
+pub use self::layer::Builder;
+pub use self::layer::{ResetRetryBuilder, ResetRetryLayer};
+pub use self::retry_state::DRAIN_LIMIT;
 
 use std::fmt;
 use std::mem;
@@ -71,10 +75,10 @@ use std::task::{Context, Poll};
 use tokio::time::Instant;
 use tower_service::Service;
 
-use self::future::RetryState;
 use self::layer::Limits;
 use self::policy::{CloneBody, CloneRequest, Policy, Standard};
-use crate::attempt::{AttemptHistory, AttemptRequest, AttemptResponse, HistoryObserver};
+use self::retry_state::RetryState;
+use crate::attempt::{AttemptRequest, AttemptResponse, HistoryObserver, StopReason};
 use crate::classify::{ClassifyError, ClassifyResponse, StandardClassifier};
 
 /// Sends a failed request again when the connection failed and doing so is safe; see the
@@ -155,17 +159,29 @@ where
     }
 
     fn call(&mut self, request: Req) -> Self::Future {
-        let copy = if self.limits.max_attempts > 1 && self.policy.may_retry(&request) {
-            self.cloner.clone_request(&request)
+        let fast = if self.limits.max_attempts <= 1 {
+            Err(StopReason::AttemptsExhausted)
+        } else if !self.policy.may_retry(&request) {
+            Err(StopReason::NotSafeToRepeat)
         } else {
-            None
+            self.cloner
+                .clone_request(&request)
+                .ok_or(StopReason::BodyNotReplayable)
         };
-        let Some(copy) = copy else {
+        let copy = match fast {
+            Ok(copy) => copy,
             // Fast path: this request is sent once, as it is.
-            if let Some(observer) = request.extensions().get::<HistoryObserver>() {
-                observer.record(AttemptHistory::single());
+            Err(reason) => {
+                return match request.extensions().get::<HistoryObserver>().cloned() {
+                    None => ResponseFuture::once(self.inner.call(request)),
+                    Some(observer) => ResponseFuture::observed(
+                        self.inner.call(request),
+                        observer,
+                        self.classifier.clone(),
+                        reason,
+                    ),
+                };
             }
-            return ResponseFuture::once(self.inner.call(request));
         };
 
         if let Some(budget) = &self.limits.budget {
@@ -185,21 +201,16 @@ where
         let future = ready.call(request);
         ResponseFuture::retrying(
             future,
-            RetryState {
-                service: ready,
-                policy: self.policy.clone(),
-                classifier: self.classifier.clone(),
-                cloner: self.cloner.clone(),
-                copy: Some(copy),
-                attempt: 1,
-                max_attempts: self.limits.max_attempts,
+            RetryState::new(
+                ready,
+                self.policy.clone(),
+                self.classifier.clone(),
+                self.cloner.clone(),
+                copy,
+                &self.limits,
                 deadline,
-                budget: self.limits.budget.clone(),
-                failures: Vec::new(),
                 observer,
-                last: None,
-                seed: None,
-            },
+            ),
         )
     }
 }

@@ -5,6 +5,8 @@ mod config;
 #[path = "../support/error_chain.rs"]
 mod error_chain;
 mod harness;
+#[cfg(all(feature = "lab", feature = "hyper-util"))]
+mod held;
 mod mock;
 mod property;
 #[path = "../support/reset_server.rs"]

@@ -5,8 +5,10 @@
 //! listed, with their levels and fields, in the crate documentation.
 
 /// A retry went out (after any backoff).
+#[cfg(feature = "tracing")]
 pub(crate) const RETRY: &str = "tower_reset::retry";
 /// A request ended on a connection failure it could not retry.
+#[cfg(feature = "tracing")]
 pub(crate) const GIVE_UP: &str = "tower_reset::give_up";
 /// The backoff held an attempt back, or abandoned it.
 pub(crate) const BACKOFF: &str = "tower_reset::backoff";
@@ -18,9 +20,12 @@ pub(crate) const BACKOFF: &str = "tower_reset::backoff";
 /// sit in an `if false` block the compiler removes. So a value computed only to be logged needs
 /// no `let _ = value;` to keep the build without `tracing` free of warnings. Fields take the
 /// forms used here: `name`, `%name`, `?name`, `name = expr`, `name = %expr`, `name = ?expr`,
-/// and the message comes last.
+/// and the message comes last (with format arguments if it has any).
 macro_rules! event {
     (@fields $message:literal) => {};
+    (@fields $message:literal, $($arg:expr),+ $(,)?) => {
+        if false { $(let _ = &$arg;)+ }
+    };
     (@fields $name:ident = %$value:expr, $($rest:tt)+) => {
         if false { let _ = &$value; }
         $crate::trace::event!(@fields $($rest)+);

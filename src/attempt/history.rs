@@ -243,7 +243,11 @@ impl fmt::Display for AttemptHistory {
     /// ok); stopped: the request succeeded`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let attempts = self.summaries.len();
-        write!(f, "{attempts} attempt{}", if attempts == 1 { "" } else { "s" })?;
+        write!(
+            f,
+            "{attempts} attempt{}",
+            if attempts == 1 { "" } else { "s" }
+        )?;
         f.write_str(" (")?;
         for (i, summary) in self.summaries.iter().enumerate() {
             if i > 0 {

@@ -27,6 +27,7 @@ impl Notes {
     }
 
     /// The delay reported for the attempt under way.
+    #[cfg(feature = "tracing")]
     pub(crate) fn delay(&self) -> Option<Duration> {
         match self.delay.load(Ordering::Relaxed) {
             UNSET => None,

@@ -292,7 +292,10 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.setting(), "retry statuses");
         assert!(err.to_string().contains("200"), "{err}");
-        assert!(RetryStatuses::builder().retry_range(300, 599).build().is_err());
+        assert!(RetryStatuses::builder()
+            .retry_range(300, 599)
+            .build()
+            .is_err());
         assert!(RetryStatuses::builder()
             .not_processed(StatusCode::PERMANENT_REDIRECT)
             .build()
@@ -320,7 +323,14 @@ mod tests {
             back.classify(StatusCode::TOO_MANY_REQUESTS, &headers),
             Some(FailureClass::Unavailable)
         );
-        let without = back.to_builder().without(StatusCode::TOO_MANY_REQUESTS).build().unwrap();
-        assert_eq!(without.classify(StatusCode::TOO_MANY_REQUESTS, &headers), None);
+        let without = back
+            .to_builder()
+            .without(StatusCode::TOO_MANY_REQUESTS)
+            .build()
+            .unwrap();
+        assert_eq!(
+            without.classify(StatusCode::TOO_MANY_REQUESTS, &headers),
+            None
+        );
     }
 }

@@ -9,7 +9,9 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use super::retry_state::{AttemptEnd, RetryState};
-use crate::attempt::{AttemptHistory, AttemptRequest, AttemptResponse, HistoryObserver, StopReason};
+use crate::attempt::{
+    AttemptHistory, AttemptRequest, AttemptResponse, HistoryObserver, StopReason,
+};
 use crate::classify::{ClassifyError, ClassifyResponse};
 
 pin_project! {
@@ -35,6 +37,9 @@ pin_project! {
 }
 
 /// How much the future keeps besides the attempt under way.
+// The retry state is inline on purpose: boxing it would cost an allocation on every retryable
+// request, which is to cost one copy of the request and nothing more.
+#[allow(clippy::large_enum_variant)]
 enum Mode<S, P, C, R, Req>
 where
     S: Service<Req>,

@@ -134,10 +134,7 @@ where
 
     /// Polls the inner service ready for the next attempt, no longer than the deadline. On
     /// failure, or at the deadline, returns the request's final outcome.
-    pub(super) fn poll_ready(
-        &mut self,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<(), Outcome<S, Req>>>
+    pub(super) fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Outcome<S, Req>>>
     where
         S::Response: AttemptResponse,
     {
@@ -257,7 +254,10 @@ where
     R: CloneRequest<Req>,
 {
     /// Decides what follows the attempt that just ended with `result`.
-    pub(super) fn attempt_ended(&mut self, result: Outcome<S, Req>) -> AttemptEnd<Req, Outcome<S, Req>> {
+    pub(super) fn attempt_ended(
+        &mut self,
+        result: Outcome<S, Req>,
+    ) -> AttemptEnd<Req, Outcome<S, Req>> {
         if let Err(error) = &result {
             if let Some(abandoned) = AttemptAbandoned::find(error).filter(|_| self.attempt > 1) {
                 // An inner layer refused to send this attempt: the caller gets the real
@@ -280,9 +280,8 @@ where
         let (failure, hint) = match &result {
             Ok(response) => {
                 let failure = self.classifier.classify_response(response);
-                let hint = failure.and_then(|_| {
-                    ServerHint::from_headers(response.headers(), SystemTime::now())
-                });
+                let hint = failure
+                    .and_then(|_| ServerHint::from_headers(response.headers(), SystemTime::now()));
                 (failure, hint)
             }
             Err(error) => (self.classifier.classify_error(error), None),

@@ -110,7 +110,9 @@ fn backoff() -> BackoffLayer<Constant> {
 }
 
 fn get(lab: &Lab) -> Request {
-    http::Request::get(lab.url("/")).body(Full::default()).unwrap()
+    http::Request::get(lab.url("/"))
+        .body(Full::default())
+        .unwrap()
 }
 
 /// The single-connection stack: ResetRetry, Backoff, a Buffer, and one HTTP/1.1 connection.
@@ -126,7 +128,9 @@ async fn single_connection(lab: &Lab, deadline: Option<Duration>) -> (u16, Optio
     let observer = HistoryObserver::attach(&mut request);
     let response = bounded(service.oneshot(request)).await.expect("a response");
     let status = response.status().as_u16();
-    bounded(response.into_body().collect()).await.expect("the body");
+    bounded(response.into_body().collect())
+        .await
+        .expect("the body");
     (status, observer.get().map(|history| history.stop_reason()))
 }
 
@@ -175,7 +179,11 @@ async fn a_small_503_in_the_pool_is_read_so_the_retry_and_later_requests_reuse_i
         bounded(response.into_body().collect()).await.unwrap();
     }
     let counts = lab.counts();
-    assert_eq!(counts.received(), 4, "one 503, its retry, two more requests");
+    assert_eq!(
+        counts.received(),
+        4,
+        "one 503, its retry, two more requests"
+    );
     assert_eq!(
         counts.connections(),
         1,
@@ -191,7 +199,9 @@ async fn a_large_503_in_the_pool_is_dropped_and_nothing_waits_on_it() {
         .layer(retry_503(None))
         .layer(backoff())
         .service(client);
-    let response = bounded(service.oneshot(get(&lab))).await.expect("a response");
+    let response = bounded(service.oneshot(get(&lab)))
+        .await
+        .expect("a response");
     assert_eq!(response.status(), 200);
     assert_eq!(lab.counts().received(), 2);
 }

@@ -45,7 +45,7 @@ const GRPC_UNAVAILABLE: &[u8] = b"14";
 /// failures, each with what it says about whether the request was processed.
 ///
 /// A status is one of two kinds, and the kind decides which requests may be sent again
-/// (by the standard [`Policy`](crate::reset_retry::policy::Policy)):
+/// (by the standard [`RetryPolicy`](crate::reset_retry::policy::RetryPolicy)):
 ///
 /// | kind | class | retried for | statuses |
 /// |---|---|---|---|

@@ -99,7 +99,7 @@ where
     S: Service<Req>,
     S::Response: AttemptResponse,
     S::Error: 'static,
-    P: crate::reset_retry::policy::Policy,
+    P: crate::reset_retry::policy::RetryPolicy,
     C: ClassifyError<S::Error> + ClassifyResponse<S::Response>,
     R: crate::reset_retry::policy::CloneRequest<Req>,
 {

@@ -5,7 +5,7 @@ use std::time::Duration;
 use tower::Layer;
 
 use super::budget::{Budget, RetryBudget};
-use super::policy::{CloneBody, Standard};
+use super::policy::{CloneBody, StandardRetry};
 use super::ResetRetry;
 use crate::classify::StandardClassifier;
 use crate::ConfigError;
@@ -41,7 +41,7 @@ impl fmt::Debug for Limits {
 /// Applies [`ResetRetry`] to a service: failed requests are sent again when, and only when, that
 /// is safe.
 ///
-/// `ResetRetryLayer::new()` gives the standard behaviour: the [`Standard`] policy, the
+/// `ResetRetryLayer::new()` gives the standard behaviour: the [`StandardRetry`] policy, the
 /// [`StandardClassifier`], requests copied by [`CloneBody`], at most 3 attempts in total, and one
 /// [`RetryBudget`] (20% of the load, or 10 retries per second when that is more, over 10 s)
 /// shared by every service this layer makes. Use [`ResetRetryLayer::builder`] to change any of it.
@@ -63,7 +63,7 @@ impl fmt::Debug for Limits {
 /// # Ok(())
 /// # }
 /// ```
-pub struct ResetRetryLayer<P = Standard, C = StandardClassifier, R = CloneBody> {
+pub struct ResetRetryLayer<P = StandardRetry, C = StandardClassifier, R = CloneBody> {
     policy: P,
     classifier: C,
     cloner: R,
@@ -77,7 +77,7 @@ impl ResetRetryLayer {
     /// The standard layer; see the type's documentation for what it does.
     pub fn new() -> Self {
         Self {
-            policy: Standard::new(),
+            policy: StandardRetry::new(),
             classifier: StandardClassifier::new(),
             cloner: CloneBody,
             limits: Limits::standard(),
@@ -87,7 +87,7 @@ impl ResetRetryLayer {
     /// A builder that starts from the standard settings.
     pub fn builder() -> ResetRetryBuilder {
         ResetRetryBuilder {
-            policy: Standard::new(),
+            policy: StandardRetry::new(),
             classifier: StandardClassifier::new(),
             cloner: CloneBody,
             max_attempts: Self::DEFAULT_MAX_ATTEMPTS,
@@ -147,7 +147,8 @@ enum BudgetChoice {
 
 /// The old name of [`ResetRetryBuilder`].
 #[deprecated(since = "0.1.0", note = "renamed `ResetRetryBuilder`")]
-pub type Builder<P = Standard, C = StandardClassifier, R = CloneBody> = ResetRetryBuilder<P, C, R>;
+pub type Builder<P = StandardRetry, C = StandardClassifier, R = CloneBody> =
+    ResetRetryBuilder<P, C, R>;
 
 /// Builds a [`ResetRetryLayer`], checking every limit; see [`ResetRetryLayer::builder`].
 ///
@@ -168,7 +169,7 @@ pub type Builder<P = Standard, C = StandardClassifier, R = CloneBody> = ResetRet
 /// # let _ = layer;
 /// # Ok::<(), tower_reset::ConfigError>(())
 /// ```
-pub struct ResetRetryBuilder<P = Standard, C = StandardClassifier, R = CloneBody> {
+pub struct ResetRetryBuilder<P = StandardRetry, C = StandardClassifier, R = CloneBody> {
     policy: P,
     classifier: C,
     cloner: R,
@@ -180,7 +181,7 @@ pub struct ResetRetryBuilder<P = Standard, C = StandardClassifier, R = CloneBody
 impl<P, C, R> ResetRetryBuilder<P, C, R> {
     /// The policy that decides which failures may be retried.
     ///
-    /// Defaults to [`Standard`].
+    /// Defaults to [`StandardRetry`].
     pub fn policy<Q>(self, policy: Q) -> ResetRetryBuilder<Q, C, R> {
         ResetRetryBuilder {
             policy,

@@ -22,7 +22,7 @@
 //!
 //! # Cost
 //!
-//! A request that can never be retried (the policy's [`may_retry`](policy::Policy::may_retry)
+//! A request that can never be retried (the policy's [`may_retry`](policy::RetryPolicy::may_retry)
 //! says so, the request cannot be copied, or `max_attempts` is 1) goes straight to the inner
 //! service: no copy, no allocation, no clock read. A retryable request is copied once before it
 //! is sent (the copy is needed because sending consumes the body), deposits into the budget, and
@@ -76,7 +76,7 @@ use tokio::time::Instant;
 use tower_service::Service;
 
 use self::layer::Limits;
-use self::policy::{CloneBody, CloneRequest, Policy, Standard};
+use self::policy::{CloneBody, CloneRequest, RetryPolicy, StandardRetry};
 use self::retry_state::RetryState;
 use crate::attempt::{AttemptRequest, AttemptResponse, HistoryObserver, StopReason};
 use crate::classify::{ClassifyError, ClassifyResponse, StandardClassifier};
@@ -85,7 +85,7 @@ use crate::classify::{ClassifyError, ClassifyResponse, StandardClassifier};
 /// [module documentation](self).
 ///
 /// Made by [`ResetRetryLayer`].
-pub struct ResetRetry<S, P = Standard, C = StandardClassifier, R = CloneBody> {
+pub struct ResetRetry<S, P = StandardRetry, C = StandardClassifier, R = CloneBody> {
     inner: S,
     policy: P,
     classifier: C,
@@ -99,7 +99,7 @@ impl<S> ResetRetry<S> {
     pub fn new(inner: S) -> Self {
         Self::from_parts(
             inner,
-            Standard::new(),
+            StandardRetry::new(),
             StandardClassifier::new(),
             CloneBody,
             Limits::standard(),
@@ -146,7 +146,7 @@ where
     S: Service<Req> + Clone,
     S::Response: AttemptResponse,
     S::Error: 'static,
-    P: Policy + Clone,
+    P: RetryPolicy + Clone,
     C: ClassifyError<S::Error> + ClassifyResponse<S::Response> + Clone,
     R: CloneRequest<Req> + Clone,
 {

@@ -26,7 +26,7 @@ use tower_service::Service;
 
 use super::budget::Budget;
 use super::layer::Limits;
-use super::policy::{Action, Attempt, CloneRequest, Policy};
+use super::policy::{Action, Attempt, CloneRequest, RetryPolicy};
 use crate::attempt::{
     AttemptAbandoned, AttemptHistory, AttemptRecord, AttemptRequest, AttemptResponse,
     AttemptSummary, HistoryObserver, Notes, StopReason,
@@ -249,7 +249,7 @@ where
     S: Service<Req>,
     S::Response: AttemptResponse,
     S::Error: 'static,
-    P: Policy,
+    P: RetryPolicy,
     C: ClassifyError<S::Error> + ClassifyResponse<S::Response>,
     R: CloneRequest<Req>,
 {
@@ -302,7 +302,7 @@ where
             return AttemptEnd::Done(self.finish(result, stop));
         };
         self.previous = Some(failure);
-        match self.next_request(failure, hint, result.is_ok()) {
+        match self.next_request(failure, hint, result.as_ref().ok()) {
             Ok(request) => {
                 self.held = Some(result);
                 AttemptEnd::Retry(request)
@@ -314,13 +314,13 @@ where
         }
     }
 
-    /// The request for the next attempt, or why there is none. `responded` tells whether the
-    /// failed attempt ended with a response.
+    /// The request for the next attempt, or why there is none. `response` is the response the
+    /// failed attempt ended with, if it ended with one.
     fn next_request(
         &mut self,
         failure: FailureClass,
         hint: Option<ServerHint>,
-        responded: bool,
+        response: Option<&S::Response>,
     ) -> Result<Req, StopReason> {
         let attempt = self.attempt;
         if attempt >= self.max_attempts {
@@ -336,10 +336,16 @@ where
             return Err(StopReason::ServerSaidNoRetry);
         }
         let copy = self.copy.as_ref().ok_or(StopReason::BodyNotReplayable)?;
-        if !self.cloner.can_replay(copy, responded) {
+        if !self.cloner.can_replay(copy, response.is_some()) {
             return Err(StopReason::BodyNotReplayable);
         }
-        if self.policy.retry(&Attempt::new(copy, failure, attempt)) == Action::Stop {
+        let mut view = Attempt::new(copy, failure, attempt);
+        if let Some(response) = response {
+            if let Some(status) = response.status() {
+                view = view.with_response(status, response.headers());
+            }
+        }
+        if self.policy.retry(&view) == Action::Stop {
             return Err(StopReason::NotSafeToRepeat);
         }
         // A protocol refusal cost the server nothing, so it does not spend the budget.

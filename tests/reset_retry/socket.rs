@@ -23,7 +23,9 @@ use hyper_util::rt::TokioExecutor;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
-use tower_reset::attempt::{AttemptHistory, HistoryObserver, StopReason};
+#[cfg(not(feature = "hyper"))]
+use tower_reset::attempt::StopReason;
+use tower_reset::attempt::{AttemptHistory, HistoryObserver};
 use tower_reset::classify::FailureClass::{NeverSent, UnknownOutcome};
 use tower_reset::{ResetRetry, ResetRetryLayer};
 

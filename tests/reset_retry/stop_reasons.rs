@@ -387,3 +387,37 @@ async fn the_history_reads_as_one_line() {
          stopped: the request succeeded"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_policy_sees_the_response_the_attempt_ended_with() {
+    use tower_reset::reset_retry::policy::{retry_if, Attempt};
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let layer = ResetRetryLayer::builder()
+        .no_budget()
+        .classifier(StandardClassifier::new().unavailable_responses(true))
+        .policy(retry_if(move |attempt: &Attempt<'_>| {
+            record.lock().unwrap().push(attempt.response_status());
+            attempt
+                .response_headers()
+                .is_some_and(|headers| headers.contains_key("x-not-applied"))
+        }))
+        .build()
+        .unwrap();
+    let script = vec![
+        respond(503, &[("x-not-applied", "1")]),
+        Fail(RESET, "reset"),
+    ];
+    let (_, history) = observed(&layer, post("/"), script).await;
+    assert_eq!(
+        history.attempts(),
+        2,
+        "the 503 marked not applied was retried"
+    );
+    assert_eq!(history.stop_reason(), StopReason::NotSafeToRepeat);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [Some(http::StatusCode::SERVICE_UNAVAILABLE), None],
+        "the response's status for the 503, none for the reset"
+    );
+}

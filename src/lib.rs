@@ -108,7 +108,12 @@ mod trace;
 pub use self::config_error::ConfigError;
 
 /// The README's examples, compiled as doctests so that they stay true.
-#[cfg(all(doctest, feature = "hyper-util", feature = "tonic"))]
+#[cfg(all(
+    doctest,
+    feature = "hyper-util",
+    feature = "tonic",
+    feature = "reqwest-middleware"
+))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 pub use self::backoff::{Backoff, BackoffLayer};

@@ -56,6 +56,22 @@
 //! # }
 //! ```
 //!
+//! # Events
+//!
+//! With the `tracing` feature, the layers emit `tracing` events with structured fields, each
+//! under a target of its own so that a subscriber can choose what it wants
+//! (`RUST_LOG=tower_reset::give_up=info,tower_reset::retry=off`):
+//!
+//! | target | level | when | fields |
+//! |---|---|---|---|
+//! | `tower_reset::retry` | INFO | a retry went out, after its backoff (a retry abandoned before it went out is not logged) | `method`, `uri`, `attempt`, `class` (of the failure before it), `delay` |
+//! | `tower_reset::give_up` | INFO | a request ended on a failure of this crate's kind without another attempt | `method`, `uri`, `attempts`, `class`, `reason` ([`StopReason::as_str`](attempt::StopReason::as_str)) |
+//! | `tower_reset::backoff` | DEBUG | the backoff held an attempt back, or abandoned it | `attempt`, `delay` or `reason` |
+//! | `tower_reset` | INFO / DEBUG | [`FreshConnectionLayer`] condemned, retired or replaced a connection | `failure`, `idle_siblings_retired`, `reason` |
+//!
+//! The same facts, without `tracing`, are in each request's
+//! [`AttemptHistory`](attempt::AttemptHistory).
+//!
 //! # Feature flags
 //!
 //! The default build depends only on `tower`, `tower-service`, `tokio` (time), `http` and
@@ -85,7 +101,11 @@
 #![cfg_attr(not(feature = "lab"), doc = "[`lab::Lab`]: https://docs.rs/tower-reset/latest/tower_reset/lab/struct.Lab.html")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-pub mod _docs;
+pub mod guide;
+/// The old name of [`guide`]. (A re-export cannot carry `#[deprecated]`; it is kept so that
+/// links written against the old name still resolve.)
+#[doc(hidden)]
+pub use self::guide as _docs;
 pub mod attempt;
 pub mod backoff;
 pub mod classify;

@@ -91,14 +91,31 @@
 //! | `lab` | [`lab::Lab`]: an in-process loopback HTTP/1.1 and HTTP/2 server whose resets, closes, refusals and restarts are scripted per connection and per request, and that counts what it received and executed, to test any client |
 
 // Links to items of features that are off in this build point to docs.rs instead.
-#![cfg_attr(not(all(feature = "replay", feature = "tonic", feature = "reqwest-middleware", feature = "lab")), doc = "")]
-#![cfg_attr(not(feature = "replay"), doc = "[`replay::ReplayBody`]: https://docs.rs/tower-reset/latest/tower_reset/replay/struct.ReplayBody.html")]
-#![cfg_attr(not(feature = "tonic"), doc = "[`tonic`]: https://docs.rs/tower-reset/latest/tower_reset/tonic/index.html")]
+#![cfg_attr(
+    not(all(
+        feature = "replay",
+        feature = "tonic",
+        feature = "reqwest-middleware",
+        feature = "lab"
+    )),
+    doc = ""
+)]
+#![cfg_attr(
+    not(feature = "replay"),
+    doc = "[`replay::ReplayBody`]: https://docs.rs/tower-reset/latest/tower_reset/replay/struct.ReplayBody.html"
+)]
+#![cfg_attr(
+    not(feature = "tonic"),
+    doc = "[`tonic`]: https://docs.rs/tower-reset/latest/tower_reset/tonic/index.html"
+)]
 #![cfg_attr(
     not(feature = "reqwest-middleware"),
     doc = "[`reqwest_middleware::ResetRetryMiddleware`]: https://docs.rs/tower-reset/latest/tower_reset/reqwest_middleware/struct.ResetRetryMiddleware.html"
 )]
-#![cfg_attr(not(feature = "lab"), doc = "[`lab::Lab`]: https://docs.rs/tower-reset/latest/tower_reset/lab/struct.Lab.html")]
+#![cfg_attr(
+    not(feature = "lab"),
+    doc = "[`lab::Lab`]: https://docs.rs/tower-reset/latest/tower_reset/lab/struct.Lab.html"
+)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod guide;

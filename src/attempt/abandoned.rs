@@ -15,13 +15,14 @@ use super::StopReason;
 ///
 /// # The contract
 ///
-/// `ResetRetry` keeps the previous attempt's outcome (a `503` response, say) only until the
-/// next attempt has shown that it goes ahead: it lets go of it as soon as the first poll of
-/// the attempt's future returns `Pending`, so that a held response never holds its connection
-/// hostage. An inner layer must therefore abandon an attempt **at once**: return this error from
-/// the first poll of the response future, before waiting on anything (as
-/// [`Backoff`](crate::Backoff) does). Abandoned later, the attempt ends the request with this
-/// error itself, since the previous outcome is gone.
+/// `ResetRetry` keeps the previous attempt's outcome until the next attempt ends, with one
+/// exception: a *response* (a `503`, say) holds its connection, so it is let go as soon as the
+/// first poll of the next attempt's future returns `Pending`. An inner layer that may abandon an
+/// attempt after a response should therefore do so **at once**: return this error from the
+/// first poll of the response future, before waiting on anything (as
+/// [`Backoff`](crate::Backoff) does). Abandoned later, after a response, the attempt ends the
+/// request with this error itself, since the response is gone. After an error, an attempt may
+/// be abandoned at any time.
 ///
 /// [`AttemptHistory::stop_reason`]: super::AttemptHistory::stop_reason
 ///

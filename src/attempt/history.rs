@@ -65,7 +65,10 @@ pub enum StopReason {
     #[cfg_attr(feature = "replay", doc = "")]
     #[cfg_attr(feature = "replay", doc = "[`ReplayBody`]: crate::replay::ReplayBody")]
     #[cfg_attr(not(feature = "replay"), doc = "")]
-    #[cfg_attr(not(feature = "replay"), doc = "[`ReplayBody`]: https://docs.rs/tower-reset/latest/tower_reset/replay/struct.ReplayBody.html")]
+    #[cfg_attr(
+        not(feature = "replay"),
+        doc = "[`ReplayBody`]: https://docs.rs/tower-reset/latest/tower_reset/replay/struct.ReplayBody.html"
+    )]
     BodyNotReplayable,
     /// The backoff schedule had no more delays.
     ScheduleExhausted,

@@ -16,7 +16,10 @@ use super::policy::Standard;
 /// a connection and sets the limits; set it with [`policy`](FreshConnectionLayer::policy).
 #[doc = ""]
 #[cfg_attr(feature = "hyper-util", doc = "[`new`]: FreshConnectionLayer::new")]
-#[cfg_attr(feature = "hyper-util", doc = "[`FreshConnection`]: super::FreshConnection")]
+#[cfg_attr(
+    feature = "hyper-util",
+    doc = "[`FreshConnection`]: super::FreshConnection"
+)]
 #[cfg_attr(
     not(feature = "hyper-util"),
     doc = "[`new`]: https://docs.rs/tower-reset/latest/tower_reset/fresh_connection/struct.FreshConnectionLayer.html#method.new"

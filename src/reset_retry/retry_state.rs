@@ -7,12 +7,13 @@
 //! the server asked for a longer wait than allowed), the caller gets that real outcome, not an
 //! error of this crate's own. But a kept *response* (a `503` whose body is unread) holds its
 //! connection: over a single HTTP/1.1 connection the next attempt could never be sent, and in a
-//! pool the connection stays checked out. So the outcome is kept only until the next attempt
+//! pool the connection stays checked out. So a response is kept only until the next attempt
 //! shows that it goes ahead (the first poll of its future returns `Pending`; an inner layer that
-//! abandons an attempt does so on that first poll, see
+//! abandons an attempt after a response does so on that first poll, see
 //! [`AttemptAbandoned`](crate::attempt::AttemptAbandoned)). A response let go is read on to its
 //! end, at most [`DRAIN_LIMIT`] bytes, while the next attempt is under way, so that its
 //! connection can be reused; a longer body, or one the response type cannot read, is dropped.
+//! An error holds no connection: it is kept until the next attempt ends.
 
 use std::future::Future;
 use std::hash::{BuildHasher, RandomState};
@@ -203,12 +204,16 @@ where
         }
     }
 
-    /// Lets go of the previous outcome: a response is kept to be read to its end, an error is
-    /// dropped.
+    /// Lets go of a previous outcome that is a response: it is read to its end meanwhile. An
+    /// error holds no connection, so it stays until the attempt under way ends, for an inner
+    /// layer that abandons the attempt late (after waiting for a host that refused connections,
+    /// say).
     fn let_go(&mut self) {
-        if let Some(Ok(response)) = self.held.take() {
-            self.draining = Some(response);
-            self.drain_budget = DRAIN_LIMIT;
+        if matches!(self.held, Some(Ok(_))) {
+            if let Some(Ok(response)) = self.held.take() {
+                self.draining = Some(response);
+                self.drain_budget = DRAIN_LIMIT;
+            }
         }
     }
 
@@ -261,8 +266,8 @@ where
         if let Err(error) = &result {
             if let Some(abandoned) = AttemptAbandoned::find(error).filter(|_| self.attempt > 1) {
                 // An inner layer refused to send this attempt: the caller gets the real
-                // outcome of the attempt before it (unless the layer abandoned it too late, after
-                // that outcome was let go).
+                // outcome of the attempt before it (unless that was a response the layer
+                // abandoned the attempt too late for: it was let go).
                 let stop = abandoned.stop_reason();
                 self.attempt -= 1;
                 let result = self.held.take().unwrap_or(result);
@@ -276,6 +281,8 @@ where
             self.let_go();
         }
         self.went_ahead = false;
+        // The attempt was sent: its own outcome replaces the previous one.
+        self.held = None;
 
         let (failure, hint) = match &result {
             Ok(response) => {

@@ -56,6 +56,22 @@
 //! # }
 //! ```
 //!
+//! # Events
+//!
+//! With the `tracing` feature, the layers emit `tracing` events with structured fields, each
+//! under a target of its own so that a subscriber can choose what it wants
+//! (`RUST_LOG=tower_reset::give_up=info,tower_reset::retry=off`):
+//!
+//! | target | level | when | fields |
+//! |---|---|---|---|
+//! | `tower_reset::retry` | INFO | a retry went out, after its backoff (a retry abandoned before it went out is not logged) | `method`, `uri`, `attempt`, `class` (of the failure before it), `delay` |
+//! | `tower_reset::give_up` | INFO | a request ended on a failure of this crate's kind without another attempt | `method`, `uri`, `attempts`, `class`, `reason` ([`StopReason::as_str`](attempt::StopReason::as_str)) |
+//! | `tower_reset::backoff` | DEBUG | the backoff held an attempt back, or abandoned it | `attempt`, `delay` or `reason` |
+//! | `tower_reset` | INFO / DEBUG | [`FreshConnectionLayer`] condemned, retired or replaced a connection | `failure`, `idle_siblings_retired`, `reason` |
+//!
+//! The same facts, without `tracing`, are in each request's
+//! [`AttemptHistory`](attempt::AttemptHistory).
+//!
 //! # Feature flags
 //!
 //! The default build depends only on `tower`, `tower-service`, `tokio` (time), `http` and
@@ -74,9 +90,39 @@
 //! | `tracing` | `tracing` events for each retry and each refusal to retry |
 //! | `lab` | [`lab::Lab`]: an in-process loopback HTTP/1.1 and HTTP/2 server whose resets, closes, refusals and restarts are scripted per connection and per request, and that counts what it received and executed, to test any client |
 
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+// Links to items of features that are off in this build point to docs.rs instead.
+#![cfg_attr(
+    not(all(
+        feature = "replay",
+        feature = "tonic",
+        feature = "reqwest-middleware",
+        feature = "lab"
+    )),
+    doc = ""
+)]
+#![cfg_attr(
+    not(feature = "replay"),
+    doc = "[`replay::ReplayBody`]: https://docs.rs/tower-reset/latest/tower_reset/replay/struct.ReplayBody.html"
+)]
+#![cfg_attr(
+    not(feature = "tonic"),
+    doc = "[`tonic`]: https://docs.rs/tower-reset/latest/tower_reset/tonic/index.html"
+)]
+#![cfg_attr(
+    not(feature = "reqwest-middleware"),
+    doc = "[`reqwest_middleware::ResetRetryMiddleware`]: https://docs.rs/tower-reset/latest/tower_reset/reqwest_middleware/struct.ResetRetryMiddleware.html"
+)]
+#![cfg_attr(
+    not(feature = "lab"),
+    doc = "[`lab::Lab`]: https://docs.rs/tower-reset/latest/tower_reset/lab/struct.Lab.html"
+)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
-pub mod _docs;
+pub mod guide;
+/// The old name of [`guide`]. (A re-export cannot carry `#[deprecated]`; it is kept so that
+/// links written against the old name still resolve.)
+#[doc(hidden)]
+pub use self::guide as _docs;
 pub mod attempt;
 pub mod backoff;
 pub mod classify;
@@ -99,7 +145,12 @@ mod trace;
 pub use self::config_error::ConfigError;
 
 /// The README's examples, compiled as doctests so that they stay true.
-#[cfg(all(doctest, feature = "hyper-util", feature = "tonic"))]
+#[cfg(all(
+    doctest,
+    feature = "hyper-util",
+    feature = "tonic",
+    feature = "reqwest-middleware"
+))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 pub use self::backoff::{Backoff, BackoffLayer};

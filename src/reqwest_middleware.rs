@@ -55,13 +55,13 @@ use tower_service::Service;
 
 use crate::backoff::policy::{Exponential, Schedule};
 use crate::classify::{ClassifyError, ClassifyResponse, StandardClassifier};
-use crate::reset_retry::policy::{Policy, Standard};
+use crate::reset_retry::policy::{RetryPolicy, StandardRetry};
 use crate::{BackoffLayer, ResetRetryLayer};
 
 /// A reqwest-middleware [`Middleware`] that runs [`ResetRetryLayer`] and [`BackoffLayer`] over
 /// the rest of the chain; see the [module documentation](self).
 #[derive(Debug, Clone)]
-pub struct ResetRetryMiddleware<P = Standard, C = StandardClassifier, B = Exponential> {
+pub struct ResetRetryMiddleware<P = StandardRetry, C = StandardClassifier, B = Exponential> {
     retry: ResetRetryLayer<P, C>,
     backoff: BackoffLayer<B>,
 }
@@ -88,7 +88,7 @@ impl<P, C, B> ResetRetryMiddleware<P, C, B> {
 
 impl<P, C, B> Middleware for ResetRetryMiddleware<P, C, B>
 where
-    P: Policy + Clone + Send + Sync + 'static,
+    P: RetryPolicy + Clone + Send + Sync + 'static,
     C: ClassifyError<BoxError>
         + ClassifyResponse<reqwest::Response>
         + Clone

@@ -10,7 +10,7 @@ use tokio::time::Sleep;
 use tower::BoxError;
 use tower_service::Service;
 
-use crate::attempt::AttemptAbandoned;
+use crate::attempt::{AttemptAbandoned, StopReason};
 
 const POLLED_AFTER_COMPLETION: AttemptAbandoned =
     AttemptAbandoned::new("future polled after completion");
@@ -36,7 +36,7 @@ pin_project! {
         // The delay is over; waiting for the service to be ready.
         Waiting { pending: Option<(S, Req)> },
         // The attempt must not go out.
-        Abandoned { reason: &'static str },
+        Abandoned { reason: StopReason },
     }
 }
 
@@ -59,7 +59,7 @@ where
         }
     }
 
-    pub(super) fn abandoned(reason: &'static str) -> Self {
+    pub(super) fn abandoned(reason: StopReason) -> Self {
         Self {
             state: State::Abandoned { reason },
         }
@@ -98,7 +98,7 @@ where
                     this.state.set(State::Called { future });
                 }
                 StateProj::Abandoned { reason } => {
-                    return Poll::Ready(Err(AttemptAbandoned::new(reason).into()));
+                    return Poll::Ready(Err(AttemptAbandoned::because(*reason).into()));
                 }
             }
         }

@@ -51,10 +51,10 @@ use tower::BoxError;
 use tower_service::Service;
 
 use self::policy::{Exponential, Schedule};
-use crate::attempt::{AttemptRecord, AttemptRequest};
+use crate::attempt::{AttemptRecord, AttemptRequest, StopReason};
 use crate::classify::FailureClass;
 use crate::hint::ServerHint;
-use crate::trace::event;
+use crate::trace::{self, event};
 
 /// Waits before each retry; see the [module documentation](self).
 ///
@@ -70,7 +70,7 @@ pub struct Backoff<S, B = Exponential> {
 enum Decision {
     Now,
     After(Duration),
-    Abandon(&'static str),
+    Abandon(StopReason),
 }
 
 impl<S> Backoff<S> {
@@ -108,16 +108,16 @@ impl<S, B: Schedule> Backoff<S, B> {
         }
         let hinted = match record.hint() {
             Some(ServerHint::DoNotRetry) => {
-                return Decision::Abandon("the server asked not to retry");
+                return Decision::Abandon(StopReason::ServerSaidNoRetry);
             }
             Some(ServerHint::RetryAfter(wait)) if wait > self.config.max_hint => {
-                return Decision::Abandon("the server asked for a longer wait than max_hint");
+                return Decision::Abandon(StopReason::HintTooLong);
             }
             Some(ServerHint::RetryAfter(wait)) => wait,
             _ => Duration::ZERO,
         };
         let Some(scheduled) = self.scheduled_delay(record) else {
-            return Decision::Abandon("the backoff schedule has no more delays");
+            return Decision::Abandon(StopReason::ScheduleExhausted);
         };
         let delay = scheduled.max(hinted);
         if let Some(deadline) = record.deadline() {
@@ -125,7 +125,7 @@ impl<S, B: Schedule> Backoff<S, B> {
                 .checked_add(delay)
                 .is_some_and(|end| end <= deadline);
             if !ends_in_time {
-                return Decision::Abandon("the backoff would end after the deadline");
+                return Decision::Abandon(StopReason::Deadline);
             }
         }
         if delay.is_zero() {
@@ -142,7 +142,7 @@ impl<S, B: Schedule> Backoff<S, B> {
         let immediate = self.config.immediate_first_retry
             && record
                 .first_failure()
-                .is_some_and(|first| first != FailureClass::Unavailable);
+                .is_some_and(FailureClass::is_connection_failure);
         let retry = record.number().saturating_sub(2);
         if immediate && retry == 0 {
             return Some(Duration::ZERO);
@@ -172,14 +172,34 @@ where
     }
 
     fn call(&mut self, request: Req) -> Self::Future {
-        match self.decide(AttemptRecord::of(&request)) {
-            Decision::Now => ResponseFuture::now(self.inner.call(request)),
+        let record = AttemptRecord::of(&request);
+        match self.decide(record) {
+            Decision::Now => {
+                if !record.is_first() {
+                    record.report_delay(Duration::ZERO);
+                }
+                ResponseFuture::now(self.inner.call(request))
+            }
             Decision::Abandon(reason) => {
-                event!(debug, reason, "attempt abandoned before it was sent");
+                event!(
+                    debug,
+                    target: trace::BACKOFF,
+                    attempt = record.number(),
+                    reason = reason.as_str(),
+                    "attempt abandoned before it was sent: {}",
+                    reason
+                );
                 ResponseFuture::abandoned(reason)
             }
             Decision::After(delay) => {
-                event!(debug, ?delay, "backing off before the next attempt");
+                event!(
+                    debug,
+                    target: trace::BACKOFF,
+                    attempt = record.number(),
+                    ?delay,
+                    "backing off before the next attempt"
+                );
+                record.report_delay(delay);
                 // Give up the readiness `poll_ready` reserved (a permit, a buffer slot) rather
                 // than hold it while sleeping: the ready service is dropped, and the attempt uses
                 // a clone that it polls ready once the delay is over.

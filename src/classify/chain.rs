@@ -56,8 +56,9 @@ fn most_certain(a: FailureClass, b: FailureClass) -> FailureClass {
         match class {
             FailureClass::NeverSent => 0,
             FailureClass::Refused => 1,
-            FailureClass::UnknownOutcome => 2,
-            FailureClass::Unavailable => 3,
+            FailureClass::Rejected => 2,
+            FailureClass::UnknownOutcome => 3,
+            FailureClass::Unavailable => 4,
         }
     }
     if rank(a) <= rank(b) {

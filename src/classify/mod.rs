@@ -18,13 +18,18 @@
 //! | refused the connection, or reset it before the request left | `ConnectionRefused`, a hyper-util connect error, a `tonic::ConnectError`, `hyper::Error::is_canceled()` | [`NeverSent`](FailureClass::NeverSent) |
 //! | h2 `RST_STREAM(REFUSED_STREAM)`, graceful `GOAWAY` above the stream | remote `h2::Error` with that reason | [`Refused`](FailureClass::Refused) |
 //! | reset or closed the connection after reading the request | `ConnectionReset`, `ConnectionAborted`, `BrokenPipe`, `UnexpectedEof`, `hyper::Error::is_incomplete_message()` | [`UnknownOutcome`](FailureClass::UnknownOutcome) |
-//! | answered "unavailable" (opt-in, see [`StandardClassifier::unavailable_responses`]) | `503`, gRPC `UNAVAILABLE` in the headers | [`Unavailable`](FailureClass::Unavailable) |
+//! | answered "try again later" (opt-in, see [`RetryStatuses`]) | `429`, `502`, `503`, `504`, gRPC `UNAVAILABLE` in the headers | [`Unavailable`](FailureClass::Unavailable) |
+//! | answered "not processed" with a status you declared so (opt-in, [`RetryStatusesBuilder::not_processed`]) | say `429` from a rate limiter, `425 Too Early` | [`Rejected`](FailureClass::Rejected) |
 //! | anything else: timeouts, TLS, DNS, 4xx, application errors | | not a failure of this crate's kind (`None`) |
 
 pub(crate) mod chain;
+mod responses;
 mod standard;
+mod statuses;
 
+pub use self::responses::{classify_response_fn, ClassifyResponseFn, WithResponses};
 pub use self::standard::StandardClassifier;
+pub use self::statuses::{RetryStatuses, RetryStatusesBuilder};
 
 use std::fmt;
 
@@ -45,18 +50,33 @@ pub enum FailureClass {
     /// response arrived. The server may or may not have acted on it: only idempotent requests
     /// may be sent again.
     UnknownOutcome,
-    /// The server (or a proxy in front of it) answered that it is unavailable, for example a
-    /// `503 Service Unavailable` or gRPC `UNAVAILABLE`. Only reported by a classifier that was
-    /// asked to look at responses. Treated like [`UnknownOutcome`](Self::UnknownOutcome) by the
-    /// standard policy: a `503` does not promise that nothing was done.
+    /// The server (or a proxy in front of it) answered "try again later", for example a
+    /// `503 Service Unavailable`, a `502` or `504` from a gateway, a `429`, or gRPC
+    /// `UNAVAILABLE`. Only reported by a classifier that was asked to look at responses (see
+    /// [`RetryStatuses`]). Treated like [`UnknownOutcome`](Self::UnknownOutcome) by the standard
+    /// policy: such an answer does not promise that nothing was done.
     Unavailable,
+    /// The server answered that it did **not** process the request, with a status it promises
+    /// that for: one you declared with [`RetryStatusesBuilder::not_processed`] (such as a `429`
+    /// from a rate limiter that rejects before any work, or `425 Too Early`). Safe to send again,
+    /// whatever the method; unlike a protocol refusal it spends the retry budget and backs off.
+    Rejected,
 }
 
 impl FailureClass {
     /// Returns `true` when the request certainly was not processed ([`NeverSent`](Self::NeverSent)
     /// or [`Refused`](Self::Refused)), so sending it again is safe for any method.
     pub const fn is_unprocessed(self) -> bool {
-        matches!(self, Self::NeverSent | Self::Refused)
+        matches!(self, Self::NeverSent | Self::Refused | Self::Rejected)
+    }
+
+    /// Returns `true` for the failures of a connection ([`NeverSent`](Self::NeverSent),
+    /// [`Refused`](Self::Refused), [`UnknownOutcome`](Self::UnknownOutcome)), and `false` for
+    /// the answers of a server ([`Unavailable`](Self::Unavailable),
+    /// [`Rejected`](Self::Rejected)). A connection failure is usually fixed by a fresh
+    /// connection at once; a server's answer by waiting.
+    pub const fn is_connection_failure(self) -> bool {
+        matches!(self, Self::NeverSent | Self::Refused | Self::UnknownOutcome)
     }
 
     /// A short, stable, lower-case name for logs and metrics, such as `"never_sent"`.
@@ -66,6 +86,7 @@ impl FailureClass {
             Self::Refused => "refused",
             Self::UnknownOutcome => "unknown_outcome",
             Self::Unavailable => "unavailable",
+            Self::Rejected => "rejected",
         }
     }
 }
@@ -109,8 +130,10 @@ impl fmt::Display for FailureClass {
 /// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot classify errors of type `{E}`",
+    label = "no `ClassifyError<{E}>` for this classifier",
     note = "for a client's own error type, enable the tower-reset feature of that client (`hyper-util`, `tonic`, `reqwest`)",
-    note = "or convert the inner service's errors to `tower::BoxError`, e.g. with `.map_err(tower::BoxError::from)`"
+    note = "or convert the inner service's errors to `tower::BoxError`, e.g. with `.map_err(tower::BoxError::from)`",
+    note = "a classifier of your own must implement both `ClassifyError` and `ClassifyResponse`; to change only how responses are classified, use `StandardClassifier::new().responses(..)`"
 )]
 pub trait ClassifyError<E: ?Sized> {
     /// Classifies `error`; `None` means "not a failure this crate retries".
@@ -120,7 +143,30 @@ pub trait ClassifyError<E: ?Sized> {
 /// Maps a response to a [`FailureClass`] when the response itself says the request failed in a
 /// retryable way (such as `503`), or to `None` for an ordinary response.
 ///
-/// Off by default: [`StandardClassifier::new`] reports every response as a success.
+/// Off by default: [`StandardClassifier::new`] reports every response as a success; give it
+/// [`RetryStatuses`] to report statuses, or a closure of your own with
+/// [`StandardClassifier::responses`], which keeps the standard classification of errors (so one
+/// closure is all a custom response rule needs).
+///
+/// # Examples
+///
+/// ```
+/// use tower_reset::classify::{
+///     classify_response_fn, ClassifyResponse, FailureClass, StandardClassifier,
+/// };
+///
+/// // A server of ours answers `420` when it sheds load, before doing any work.
+/// let classifier = StandardClassifier::new().responses(classify_response_fn(
+///     |response: &http::Response<()>| (response.status() == 420).then_some(FailureClass::Rejected),
+/// ));
+/// let shed = http::Response::builder().status(420).body(()).unwrap();
+/// assert_eq!(classifier.classify_response(&shed), Some(FailureClass::Rejected));
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot classify responses of type `{Res}`",
+    label = "no `ClassifyResponse<{Res}>` for this classifier",
+    note = "a classifier of your own must implement both `ClassifyError` and `ClassifyResponse`; to change only how responses are classified, use `StandardClassifier::new().responses(classify_response_fn(|response: &{Res}| ..))`"
+)]
 pub trait ClassifyResponse<Res: ?Sized> {
     /// Classifies `response`; `None` means "a response to hand to the caller".
     fn classify_response(&self, response: &Res) -> Option<FailureClass>;

@@ -2,13 +2,13 @@
 
 use std::error::Error;
 
-use super::{chain, ClassifyError, ClassifyResponse, FailureClass};
+use super::{chain, ClassifyError, ClassifyResponse, FailureClass, RetryStatuses};
 
 /// The standard classifier: walks an error's whole `source()` chain and reports how far the
 /// request got (see the [module documentation](crate::classify) for the table).
 ///
-/// Responses are successes unless [`unavailable_responses`](Self::unavailable_responses) is
-/// turned on.
+/// Responses are successes unless it is given [`statuses`](Self::statuses) to report (or a
+/// rule of your own with [`responses`](Self::responses)).
 ///
 /// # Examples
 ///
@@ -28,28 +28,54 @@ use super::{chain, ClassifyError, ClassifyResponse, FailureClass};
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StandardClassifier {
-    unavailable_responses: bool,
+    statuses: RetryStatuses,
 }
 
 impl StandardClassifier {
     /// The standard classifier: errors only, every response is a success.
     pub const fn new() -> Self {
         Self {
-            unavailable_responses: false,
+            statuses: RetryStatuses::none(),
         }
+    }
+
+    /// Reports responses with these statuses as failures, each of its kind (see
+    /// [`RetryStatuses`] for which requests each kind lets the standard policy retry).
+    ///
+    /// ```
+    /// use tower_reset::classify::{RetryStatuses, StandardClassifier};
+    ///
+    /// // 429, 502, 503, 504 and gRPC UNAVAILABLE, retried for idempotent requests.
+    /// let classifier = StandardClassifier::new().statuses(RetryStatuses::standard());
+    /// # let _ = classifier;
+    /// ```
+    ///
+    /// Defaults to [`RetryStatuses::none`].
+    pub const fn statuses(mut self, statuses: RetryStatuses) -> Self {
+        self.statuses = statuses;
+        self
     }
 
     /// Also reports `503 Service Unavailable` responses, and gRPC responses whose headers carry
     /// `grpc-status: 14` (`UNAVAILABLE`, a trailers-only response), as
-    /// [`FailureClass::Unavailable`].
+    /// [`FailureClass::Unavailable`]: the same as `statuses(RetryStatuses::unavailable())`
+    /// (and `false`, `statuses(RetryStatuses::none())`).
     ///
     /// The standard policy retries those only for idempotent requests: a `503` does not promise
     /// that nothing was done.
     ///
     /// Defaults to `false`.
-    pub const fn unavailable_responses(mut self, enabled: bool) -> Self {
-        self.unavailable_responses = enabled;
-        self
+    pub const fn unavailable_responses(self, enabled: bool) -> Self {
+        self.statuses(if enabled {
+            RetryStatuses::unavailable()
+        } else {
+            RetryStatuses::none()
+        })
+    }
+
+    /// The statuses this classifier reports.
+    pub const fn retry_statuses(&self) -> &RetryStatuses {
+        &self.statuses
     }
 
     /// Classifies any error by walking its `source()` chain. This is what every
@@ -59,37 +85,18 @@ impl StandardClassifier {
     }
 }
 
-/// gRPC status code 14, `UNAVAILABLE`.
-const GRPC_UNAVAILABLE: &[u8] = b"14";
-
-impl StandardClassifier {
-    /// The verdict on a response with this status and these headers.
-    fn classify_head(
-        &self,
-        status: http::StatusCode,
-        headers: &http::HeaderMap,
-    ) -> Option<FailureClass> {
-        if !self.unavailable_responses {
-            return None;
-        }
-        let unavailable = status == http::StatusCode::SERVICE_UNAVAILABLE
-            || headers
-                .get("grpc-status")
-                .is_some_and(|code| code.as_bytes() == GRPC_UNAVAILABLE);
-        unavailable.then_some(FailureClass::Unavailable)
-    }
-}
-
 impl<B> ClassifyResponse<http::Response<B>> for StandardClassifier {
     fn classify_response(&self, response: &http::Response<B>) -> Option<FailureClass> {
-        self.classify_head(response.status(), response.headers())
+        self.statuses
+            .classify(response.status(), response.headers())
     }
 }
 
 #[cfg(feature = "reqwest")]
 impl ClassifyResponse<reqwest::Response> for StandardClassifier {
     fn classify_response(&self, response: &reqwest::Response) -> Option<FailureClass> {
-        self.classify_head(response.status(), response.headers())
+        self.statuses
+            .classify(response.status(), response.headers())
     }
 }
 

@@ -8,12 +8,26 @@ use super::policy::Standard;
 ///
 /// | constructor | strategy | for | service |
 /// |---|---|---|---|
-/// | [`new`](FreshConnectionLayer::new) | **pooled**: poisons connections in the client's own pool | hyper-util's legacy `Client` and clients built on it (feature `hyper-util`) | [`FreshConnection`](super::FreshConnection) |
+/// | [`new`] | **pooled**: poisons connections in the client's own pool | hyper-util's legacy `Client` and clients built on it (feature `hyper-util`) | [`FreshConnection`] |
 /// | [`reconnect`](FreshConnectionLayer::reconnect) | **reconnect**: drops the connection service and makes a new one | single-connection services from any `MakeService`: hyper `client::conn`, a tonic `Endpoint` | [`Reconnect`](super::Reconnect) |
 /// | [`detour`](FreshConnectionLayer::detour) | **detour**: sends an attempt that follows a reset to a second service that never reuses connections | clients that hide their pool, such as reqwest | [`Detour`](super::Detour) |
 ///
 /// The [`Policy`](super::policy::Policy) (by default [`Standard`]) says which failures condemn
 /// a connection and sets the limits; set it with [`policy`](FreshConnectionLayer::policy).
+#[doc = ""]
+#[cfg_attr(feature = "hyper-util", doc = "[`new`]: FreshConnectionLayer::new")]
+#[cfg_attr(
+    feature = "hyper-util",
+    doc = "[`FreshConnection`]: super::FreshConnection"
+)]
+#[cfg_attr(
+    not(feature = "hyper-util"),
+    doc = "[`new`]: https://docs.rs/tower-reset/latest/tower_reset/fresh_connection/struct.FreshConnectionLayer.html#method.new"
+)]
+#[cfg_attr(
+    not(feature = "hyper-util"),
+    doc = "[`FreshConnection`]: https://docs.rs/tower-reset/latest/tower_reset/fresh_connection/struct.FreshConnection.html"
+)]
 #[derive(Debug, Clone)]
 pub struct FreshConnectionLayer<K = Pooled, F = Standard> {
     pub(super) strategy: K,
@@ -21,6 +35,11 @@ pub struct FreshConnectionLayer<K = Pooled, F = Standard> {
 }
 
 /// The pooled strategy: see [`FreshConnectionLayer::new`].
+#[cfg_attr(not(feature = "hyper-util"), doc = "")]
+#[cfg_attr(
+    not(feature = "hyper-util"),
+    doc = "[`FreshConnectionLayer::new`]: https://docs.rs/tower-reset/latest/tower_reset/fresh_connection/struct.FreshConnectionLayer.html#method.new"
+)]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Pooled {
     _priv: (),

@@ -25,6 +25,12 @@
 //! allocation per request) and takes a mutex twice per request to keep its registry. It holds no
 //! lock across an await and spawns no task.
 
+#![cfg_attr(not(feature = "hyper-util"), doc = "")]
+#![cfg_attr(
+    not(feature = "hyper-util"),
+    doc = "[`FreshConnection`]: https://docs.rs/tower-reset/latest/tower_reset/fresh_connection/struct.FreshConnection.html"
+)]
+
 mod detour;
 mod layer;
 pub mod policy;

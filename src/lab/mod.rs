@@ -56,7 +56,7 @@
 //! client's first write races the lab's `RST` or `FIN`, and every client sees either outcome:
 //! never sent (hyper's `Canceled`, or a connect error when the reset arrives during the
 //! connect) or unknown (the request was written). The
-//! [fault matrix](crate::_docs::fault_matrix) shows what each client's stack then does.
+//! [fault matrix](crate::guide::fault_matrix) shows what each client's stack then does.
 //!
 //! Every task of the lab ends when the [`Lab`] is dropped, and nothing a client sends can make
 //! it panic or buffer without bound: heads are limited to 64 KiB, bodies to 16 MiB.

@@ -2,25 +2,17 @@
 
 use std::fmt;
 use std::future::Future;
-use std::hash::{BuildHasher, RandomState};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{ready, Context, Poll};
-use std::time::SystemTime;
 
 use pin_project_lite::pin_project;
-use tokio::time::Instant;
 use tower_service::Service;
 
-use super::budget::Budget;
-use super::policy::{Action, Attempt, CloneRequest, Policy};
+use super::retry_state::{AttemptEnd, RetryState};
 use crate::attempt::{
-    AttemptAbandoned, AttemptHistory, AttemptRecord, AttemptRequest, AttemptResponse,
-    HistoryObserver,
+    AttemptHistory, AttemptRequest, AttemptResponse, HistoryObserver, StopReason,
 };
-use crate::classify::{ClassifyError, ClassifyResponse, FailureClass};
-use crate::hint::ServerHint;
-use crate::trace::event;
+use crate::classify::{ClassifyError, ClassifyResponse};
 
 pin_project! {
     /// The response future of [`ResetRetry`](super::ResetRetry).
@@ -30,8 +22,7 @@ pin_project! {
     {
         #[pin]
         state: State<S::Future, Req>,
-        // `None` on the fast path: the request is sent once and nothing is kept.
-        retry: Option<RetryState<S, P, C, R, Req>>,
+        mode: Mode<S, P, C, R, Req>,
     }
 }
 
@@ -45,29 +36,26 @@ pin_project! {
     }
 }
 
-/// Everything a retryable request needs between attempts.
-pub(super) struct RetryState<S, P, C, R, Req>
+/// How much the future keeps besides the attempt under way.
+// The retry state is inline on purpose: boxing it would cost an allocation on every retryable
+// request, which is to cost one copy of the request and nothing more.
+#[allow(clippy::large_enum_variant)]
+enum Mode<S, P, C, R, Req>
 where
     S: Service<Req>,
 {
-    pub(super) service: S,
-    pub(super) policy: P,
-    pub(super) classifier: C,
-    pub(super) cloner: R,
-    /// The untouched copy that the next attempt is cloned from (or, for the last one, is).
-    pub(super) copy: Option<Req>,
-    /// The number of the attempt under way, starting at 1.
-    pub(super) attempt: u32,
-    pub(super) max_attempts: u32,
-    pub(super) deadline: Option<Instant>,
-    pub(super) budget: Option<Arc<dyn Budget>>,
-    pub(super) failures: Vec<FailureClass>,
-    pub(super) observer: Option<HistoryObserver>,
-    /// The outcome of the attempt before the one under way, handed to the caller if an inner
-    /// layer abandons the attempt under way (see [`AttemptAbandoned`]).
-    pub(super) last: Option<Result<S::Response, S::Error>>,
-    /// Drawn at the first retry; the same for every attempt of the request.
-    pub(super) seed: Option<u64>,
+    /// The fast path: the request is sent once and nothing is kept.
+    Once,
+    /// Sent once, but the caller attached a [`HistoryObserver`]: the outcome is classified at
+    /// the end so that the history says what the attempt met.
+    Observed {
+        observer: HistoryObserver,
+        classifier: C,
+        /// Why the request could not have been retried.
+        reason: StopReason,
+    },
+    /// A retryable request.
+    Retrying(RetryState<S, P, C, R, Req>),
 }
 
 impl<S, P, C, R, Req> ResponseFuture<S, P, C, R, Req>
@@ -77,14 +65,30 @@ where
     pub(super) fn once(future: S::Future) -> Self {
         Self {
             state: State::Called { future },
-            retry: None,
+            mode: Mode::Once,
+        }
+    }
+
+    pub(super) fn observed(
+        future: S::Future,
+        observer: HistoryObserver,
+        classifier: C,
+        reason: StopReason,
+    ) -> Self {
+        Self {
+            state: State::Called { future },
+            mode: Mode::Observed {
+                observer,
+                classifier,
+                reason,
+            },
         }
     }
 
     pub(super) fn retrying(future: S::Future, retry: RetryState<S, P, C, R, Req>) -> Self {
         Self {
             state: State::Called { future },
-            retry: Some(retry),
+            mode: Mode::Retrying(retry),
         }
     }
 }
@@ -95,190 +99,79 @@ where
     S: Service<Req>,
     S::Response: AttemptResponse,
     S::Error: 'static,
-    P: Policy,
+    P: crate::reset_retry::policy::RetryPolicy,
     C: ClassifyError<S::Error> + ClassifyResponse<S::Response>,
-    R: CloneRequest<Req>,
+    R: crate::reset_retry::policy::CloneRequest<Req>,
 {
     type Output = Result<S::Response, S::Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
+        let retry = match this.mode {
+            Mode::Once => {
+                let StateProj::Called { future } = this.state.project() else {
+                    unreachable!("a request sent once never waits for a retry")
+                };
+                return future.poll(cx);
+            }
+            Mode::Observed {
+                observer,
+                classifier,
+                reason,
+            } => {
+                let StateProj::Called { future } = this.state.project() else {
+                    unreachable!("a request sent once never waits for a retry")
+                };
+                let result = ready!(future.poll(cx));
+                let failure = match &result {
+                    Ok(response) => classifier.classify_response(response),
+                    Err(error) => classifier.classify_error(error),
+                };
+                let stop = match (failure, &result) {
+                    (Some(_), _) => *reason,
+                    (None, Ok(_)) => StopReason::Succeeded,
+                    (None, Err(_)) => StopReason::NotConnectionFailure,
+                };
+                observer.record(AttemptHistory::single(failure, stop));
+                return Poll::Ready(result);
+            }
+            Mode::Retrying(retry) => retry,
+        };
         loop {
+            // A failed response given up for a retry is read to its end meanwhile, so that its
+            // connection can be reused.
+            retry.poll_drain(cx);
             match this.state.as_mut().project() {
                 StateProj::Called { future } => {
-                    let result = ready!(future.poll(cx));
-                    let Some(retry) = this.retry.as_mut() else {
-                        return Poll::Ready(result);
-                    };
-                    if let Err(error) = &result {
-                        if retry.attempt > 1 && AttemptAbandoned::is(error) {
-                            // An inner layer refused to send this attempt (it would have
-                            // started after the deadline, say): the caller gets the real
-                            // outcome of the attempt before it.
-                            return Poll::Ready(retry.abandon(result));
+                    let result = match future.poll(cx) {
+                        Poll::Pending => {
+                            // The attempt is going ahead: the previous outcome will not be
+                            // needed, and must not hold its connection hostage.
+                            retry.went_ahead(cx);
+                            return Poll::Pending;
                         }
-                    }
-                    let (failure, hint) = match &result {
-                        Ok(response) => {
-                            let failure = retry.classifier.classify_response(response);
-                            let hint = failure.and_then(|_| {
-                                ServerHint::from_headers(response.headers(), SystemTime::now())
-                            });
-                            (failure, hint)
-                        }
-                        Err(error) => (retry.classifier.classify_error(error), None),
+                        Poll::Ready(result) => result,
                     };
-                    let Some(failure) = failure else {
-                        return Poll::Ready(retry.finish(result));
-                    };
-                    retry.failures.push(failure);
-                    match retry.next_request(failure, hint, result.is_ok()) {
-                        Some(request) => {
-                            retry.last = Some(result);
-                            this.state.set(State::Waiting {
-                                request: Some(request),
-                            });
-                        }
-                        None => return Poll::Ready(retry.finish(result)),
+                    match retry.attempt_ended(result) {
+                        AttemptEnd::Retry(request) => this.state.set(State::Waiting {
+                            request: Some(request),
+                        }),
+                        AttemptEnd::Done(result) => return Poll::Ready(result),
                     }
                 }
                 StateProj::Waiting { request } => {
-                    let retry = this
-                        .retry
-                        .as_mut()
-                        .expect("only a retryable request waits for a retry");
                     // The retry goes to the same service instance that is polled ready here.
-                    if let Err(error) = ready!(retry.service.poll_ready(cx)) {
-                        return Poll::Ready(retry.finish(Err(error)));
+                    match retry.poll_ready(cx) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(Err(result)) => return Poll::Ready(result),
+                        Poll::Ready(Ok(())) => {}
                     }
                     let request = request.take().expect("a waiting retry holds its request");
-                    let future = retry.service.call(request);
+                    let future = retry.call(request);
                     this.state.set(State::Called { future });
                 }
             }
         }
-    }
-}
-
-impl<S, P, C, R, Req> RetryState<S, P, C, R, Req>
-where
-    Req: AttemptRequest,
-    S: Service<Req>,
-    P: Policy,
-    R: CloneRequest<Req>,
-{
-    /// The request for the next attempt, or `None` when the failure of the attempt under way
-    /// must be returned: no attempts left, deadline passed, the copy cannot be replayed, policy
-    /// says no, budget spent. `responded` tells whether the attempt ended with a response.
-    fn next_request(
-        &mut self,
-        failure: FailureClass,
-        hint: Option<ServerHint>,
-        responded: bool,
-    ) -> Option<Req> {
-        let attempt = self.attempt;
-        if attempt >= self.max_attempts {
-            event!(debug, attempt, %failure, "no retry: attempts exhausted");
-            return None;
-        }
-        if self
-            .deadline
-            .is_some_and(|deadline| Instant::now() >= deadline)
-        {
-            event!(debug, attempt, %failure, "no retry: deadline passed");
-            return None;
-        }
-        if hint == Some(ServerHint::DoNotRetry) {
-            event!(debug, attempt, %failure, "no retry: the server asked not to retry");
-            return None;
-        }
-        let copy = self.copy.as_ref()?;
-        if !self.cloner.can_replay(copy, responded) {
-            event!(debug, attempt, %failure, "no retry: the request body cannot be replayed");
-            return None;
-        }
-        if self.policy.retry(&Attempt::new(copy, failure, attempt)) == Action::Stop {
-            event!(debug, attempt, %failure, "no retry: the policy says the request is not safe to repeat");
-            return None;
-        }
-        // A protocol refusal cost the server nothing, so it does not spend the budget.
-        if failure != FailureClass::Refused {
-            if let Some(budget) = &self.budget {
-                if !budget.try_withdraw() {
-                    event!(debug, attempt, %failure, "no retry: retry budget spent");
-                    return None;
-                }
-            }
-        }
-
-        let next = attempt + 1;
-        // Keep the copy while more attempts may follow; the last attempt takes it.
-        let mut request = if next < self.max_attempts {
-            match self.cloner.clone_request(copy) {
-                Some(request) => request,
-                None => self.copy.take()?,
-            }
-        } else {
-            self.copy.take()?
-        };
-        let first_failure = self.failures.first().copied().unwrap_or(failure);
-        let seed = *self
-            .seed
-            .get_or_insert_with(|| RandomState::new().hash_one(next));
-        let record = AttemptRecord::retry(next, failure)
-            .with_first_failure(first_failure)
-            .with_hint(hint)
-            .with_deadline(self.deadline)
-            .with_seed(seed);
-        request.extensions_mut().insert(record);
-        self.attempt = next;
-        event!(info, attempt = next, %failure, "retrying after a connection failure");
-        Some(request)
-    }
-}
-
-impl<S, P, C, R, Req> RetryState<S, P, C, R, Req>
-where
-    S: Service<Req>,
-    S::Response: AttemptResponse,
-{
-    /// The attempt under way was abandoned before it was sent: hands the caller the outcome of
-    /// the attempt before it.
-    fn abandon(
-        &mut self,
-        abandoned: Result<S::Response, S::Error>,
-    ) -> Result<S::Response, S::Error> {
-        event!(
-            debug,
-            attempt = self.attempt,
-            "no retry: an inner layer abandoned the attempt"
-        );
-        match self.last.take() {
-            Some(last) => {
-                self.attempt -= 1;
-                self.finish(last)
-            }
-            None => self.finish(abandoned),
-        }
-    }
-
-    /// Hands the outcome to the caller, recording the history where someone looks for it.
-    fn finish(
-        &mut self,
-        mut result: Result<S::Response, S::Error>,
-    ) -> Result<S::Response, S::Error> {
-        self.last = None;
-        let multiple = self.attempt > 1;
-        if multiple || self.observer.is_some() {
-            let history = AttemptHistory::new(self.attempt, std::mem::take(&mut self.failures));
-            if let Some(observer) = &self.observer {
-                observer.record(history.clone());
-            }
-            if let (true, Ok(response)) = (multiple, &mut result) {
-                response.extensions_mut().insert(history);
-            }
-        }
-        result
     }
 }
 
@@ -291,11 +184,14 @@ where
             State::Called { .. } => "called",
             State::Waiting { .. } => "waiting for readiness",
         };
-        let attempt = self.retry.as_ref().map_or(1, |retry| retry.attempt);
+        let (attempt, retryable) = match &self.mode {
+            Mode::Retrying(retry) => (retry.attempt(), true),
+            _ => (1, false),
+        };
         f.debug_struct("ResponseFuture")
             .field("state", &state)
             .field("attempt", &attempt)
-            .field("retryable", &self.retry.is_some())
+            .field("retryable", &retryable)
             .finish()
     }
 }

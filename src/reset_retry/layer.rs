@@ -5,7 +5,7 @@ use std::time::Duration;
 use tower::Layer;
 
 use super::budget::{Budget, RetryBudget};
-use super::policy::{CloneBody, Standard};
+use super::policy::{CloneBody, StandardRetry};
 use super::ResetRetry;
 use crate::classify::StandardClassifier;
 use crate::ConfigError;
@@ -41,7 +41,7 @@ impl fmt::Debug for Limits {
 /// Applies [`ResetRetry`] to a service: failed requests are sent again when, and only when, that
 /// is safe.
 ///
-/// `ResetRetryLayer::new()` gives the standard behaviour: the [`Standard`] policy, the
+/// `ResetRetryLayer::new()` gives the standard behaviour: the [`StandardRetry`] policy, the
 /// [`StandardClassifier`], requests copied by [`CloneBody`], at most 3 attempts in total, and one
 /// [`RetryBudget`] (20% of the load, or 10 retries per second when that is more, over 10 s)
 /// shared by every service this layer makes. Use [`ResetRetryLayer::builder`] to change any of it.
@@ -63,7 +63,7 @@ impl fmt::Debug for Limits {
 /// # Ok(())
 /// # }
 /// ```
-pub struct ResetRetryLayer<P = Standard, C = StandardClassifier, R = CloneBody> {
+pub struct ResetRetryLayer<P = StandardRetry, C = StandardClassifier, R = CloneBody> {
     policy: P,
     classifier: C,
     cloner: R,
@@ -77,7 +77,7 @@ impl ResetRetryLayer {
     /// The standard layer; see the type's documentation for what it does.
     pub fn new() -> Self {
         Self {
-            policy: Standard::new(),
+            policy: StandardRetry::new(),
             classifier: StandardClassifier::new(),
             cloner: CloneBody,
             limits: Limits::standard(),
@@ -85,9 +85,9 @@ impl ResetRetryLayer {
     }
 
     /// A builder that starts from the standard settings.
-    pub fn builder() -> Builder {
-        Builder {
-            policy: Standard::new(),
+    pub fn builder() -> ResetRetryBuilder {
+        ResetRetryBuilder {
+            policy: StandardRetry::new(),
             classifier: StandardClassifier::new(),
             cloner: CloneBody,
             max_attempts: Self::DEFAULT_MAX_ATTEMPTS,
@@ -145,8 +145,31 @@ enum BudgetChoice {
     Given(Arc<dyn Budget>),
 }
 
+/// The old name of [`ResetRetryBuilder`].
+#[deprecated(since = "0.1.0", note = "renamed `ResetRetryBuilder`")]
+pub type Builder<P = StandardRetry, C = StandardClassifier, R = CloneBody> =
+    ResetRetryBuilder<P, C, R>;
+
 /// Builds a [`ResetRetryLayer`], checking every limit; see [`ResetRetryLayer::builder`].
-pub struct Builder<P = Standard, C = StandardClassifier, R = CloneBody> {
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_reset::classify::{RetryStatuses, StandardClassifier};
+/// use tower_reset::reset_retry::RetryBudget;
+/// use tower_reset::ResetRetryLayer;
+///
+/// let layer = ResetRetryLayer::builder()
+///     .max_attempts(4) // the first attempt and up to 3 retries
+///     .deadline(Duration::from_secs(10))
+///     .budget(RetryBudget::new(0.1, 5, Duration::from_secs(10))?)
+///     .classifier(StandardClassifier::new().statuses(RetryStatuses::standard()))
+///     .build()?;
+/// # let _ = layer;
+/// # Ok::<(), tower_reset::ConfigError>(())
+/// ```
+pub struct ResetRetryBuilder<P = StandardRetry, C = StandardClassifier, R = CloneBody> {
     policy: P,
     classifier: C,
     cloner: R,
@@ -155,12 +178,12 @@ pub struct Builder<P = Standard, C = StandardClassifier, R = CloneBody> {
     budget: BudgetChoice,
 }
 
-impl<P, C, R> Builder<P, C, R> {
+impl<P, C, R> ResetRetryBuilder<P, C, R> {
     /// The policy that decides which failures may be retried.
     ///
-    /// Defaults to [`Standard`].
-    pub fn policy<Q>(self, policy: Q) -> Builder<Q, C, R> {
-        Builder {
+    /// Defaults to [`StandardRetry`].
+    pub fn policy<Q>(self, policy: Q) -> ResetRetryBuilder<Q, C, R> {
+        ResetRetryBuilder {
             policy,
             classifier: self.classifier,
             cloner: self.cloner,
@@ -173,8 +196,8 @@ impl<P, C, R> Builder<P, C, R> {
     /// The classifier that recognises connection failures in errors and responses.
     ///
     /// Defaults to [`StandardClassifier::new`] (errors only).
-    pub fn classifier<D>(self, classifier: D) -> Builder<P, D, R> {
-        Builder {
+    pub fn classifier<D>(self, classifier: D) -> ResetRetryBuilder<P, D, R> {
+        ResetRetryBuilder {
             policy: self.policy,
             classifier,
             cloner: self.cloner,
@@ -187,8 +210,8 @@ impl<P, C, R> Builder<P, C, R> {
     /// How the copy of a request is made for a retry.
     ///
     /// Defaults to [`CloneBody`], which clones `http::Request<B>` with a `Clone` body.
-    pub fn clone_requests<Q>(self, cloner: Q) -> Builder<P, C, Q> {
-        Builder {
+    pub fn clone_requests<Q>(self, cloner: Q) -> ResetRetryBuilder<P, C, Q> {
+        ResetRetryBuilder {
             policy: self.policy,
             classifier: self.classifier,
             cloner,
@@ -198,7 +221,9 @@ impl<P, C, R> Builder<P, C, R> {
         }
     }
 
-    /// The most attempts one request may make, the first included; 1 disables retries.
+    /// The most attempts one request may make, **the first included**: 1 disables retries, and
+    /// the default 3 means the first attempt and up to 2 retries (reqwest-retry's
+    /// `build_with_max_retries(3)` is `max_attempts(4)`).
     ///
     /// Must be from 1 to 100. Defaults to 3.
     pub fn max_attempts(mut self, attempts: u32) -> Self {
@@ -271,9 +296,9 @@ impl<P, C, R> Builder<P, C, R> {
     }
 }
 
-impl<P: fmt::Debug, C: fmt::Debug, R: fmt::Debug> fmt::Debug for Builder<P, C, R> {
+impl<P: fmt::Debug, C: fmt::Debug, R: fmt::Debug> fmt::Debug for ResetRetryBuilder<P, C, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Builder")
+        f.debug_struct("ResetRetryBuilder")
             .field("policy", &self.policy)
             .field("classifier", &self.classifier)
             .field("cloner", &self.cloner)

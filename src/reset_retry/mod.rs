@@ -22,7 +22,7 @@
 //!
 //! # Cost
 //!
-//! A request that can never be retried (the policy's [`may_retry`](policy::Policy::may_retry)
+//! A request that can never be retried (the policy's [`may_retry`](policy::RetryPolicy::may_retry)
 //! says so, the request cannot be copied, or `max_attempts` is 1) goes straight to the inner
 //! service: no copy, no allocation, no clock read. A retryable request is copied once before it
 //! is sent (the copy is needed because sending consumes the body), deposits into the budget, and
@@ -59,10 +59,14 @@ mod budget;
 pub mod future;
 mod layer;
 pub mod policy;
+mod retry_state;
 
 pub use self::budget::{Budget, RetryBudget};
 pub use self::future::ResponseFuture;
-pub use self::layer::{Builder, ResetRetryLayer};
+#[allow(deprecated)]
+pub use self::layer::Builder;
+pub use self::layer::{ResetRetryBuilder, ResetRetryLayer};
+pub use self::retry_state::DRAIN_LIMIT;
 
 use std::fmt;
 use std::mem;
@@ -71,17 +75,17 @@ use std::task::{Context, Poll};
 use tokio::time::Instant;
 use tower_service::Service;
 
-use self::future::RetryState;
 use self::layer::Limits;
-use self::policy::{CloneBody, CloneRequest, Policy, Standard};
-use crate::attempt::{AttemptHistory, AttemptRequest, AttemptResponse, HistoryObserver};
+use self::policy::{CloneBody, CloneRequest, RetryPolicy, StandardRetry};
+use self::retry_state::RetryState;
+use crate::attempt::{AttemptRequest, AttemptResponse, HistoryObserver, StopReason};
 use crate::classify::{ClassifyError, ClassifyResponse, StandardClassifier};
 
 /// Sends a failed request again when the connection failed and doing so is safe; see the
 /// [module documentation](self).
 ///
 /// Made by [`ResetRetryLayer`].
-pub struct ResetRetry<S, P = Standard, C = StandardClassifier, R = CloneBody> {
+pub struct ResetRetry<S, P = StandardRetry, C = StandardClassifier, R = CloneBody> {
     inner: S,
     policy: P,
     classifier: C,
@@ -95,7 +99,7 @@ impl<S> ResetRetry<S> {
     pub fn new(inner: S) -> Self {
         Self::from_parts(
             inner,
-            Standard::new(),
+            StandardRetry::new(),
             StandardClassifier::new(),
             CloneBody,
             Limits::standard(),
@@ -142,7 +146,7 @@ where
     S: Service<Req> + Clone,
     S::Response: AttemptResponse,
     S::Error: 'static,
-    P: Policy + Clone,
+    P: RetryPolicy + Clone,
     C: ClassifyError<S::Error> + ClassifyResponse<S::Response> + Clone,
     R: CloneRequest<Req> + Clone,
 {
@@ -155,17 +159,29 @@ where
     }
 
     fn call(&mut self, request: Req) -> Self::Future {
-        let copy = if self.limits.max_attempts > 1 && self.policy.may_retry(&request) {
-            self.cloner.clone_request(&request)
+        let fast = if self.limits.max_attempts <= 1 {
+            Err(StopReason::AttemptsExhausted)
+        } else if !self.policy.may_retry(&request) {
+            Err(StopReason::NotSafeToRepeat)
         } else {
-            None
+            self.cloner
+                .clone_request(&request)
+                .ok_or(StopReason::BodyNotReplayable)
         };
-        let Some(copy) = copy else {
+        let copy = match fast {
+            Ok(copy) => copy,
             // Fast path: this request is sent once, as it is.
-            if let Some(observer) = request.extensions().get::<HistoryObserver>() {
-                observer.record(AttemptHistory::single());
+            Err(reason) => {
+                return match request.extensions().get::<HistoryObserver>().cloned() {
+                    None => ResponseFuture::once(self.inner.call(request)),
+                    Some(observer) => ResponseFuture::observed(
+                        self.inner.call(request),
+                        observer,
+                        self.classifier.clone(),
+                        reason,
+                    ),
+                };
             }
-            return ResponseFuture::once(self.inner.call(request));
         };
 
         if let Some(budget) = &self.limits.budget {
@@ -185,21 +201,16 @@ where
         let future = ready.call(request);
         ResponseFuture::retrying(
             future,
-            RetryState {
-                service: ready,
-                policy: self.policy.clone(),
-                classifier: self.classifier.clone(),
-                cloner: self.cloner.clone(),
-                copy: Some(copy),
-                attempt: 1,
-                max_attempts: self.limits.max_attempts,
+            RetryState::new(
+                ready,
+                self.policy.clone(),
+                self.classifier.clone(),
+                self.cloner.clone(),
+                copy,
+                &self.limits,
                 deadline,
-                budget: self.limits.budget.clone(),
-                failures: Vec::new(),
                 observer,
-                last: None,
-                seed: None,
-            },
+            ),
         )
     }
 }

@@ -4,9 +4,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::attempt::AttemptRequest;
-use crate::reset_retry::policy::{Action, Attempt, Policy, Standard};
+use crate::reset_retry::policy::{Action, Attempt, RetryPolicy, StandardRetry};
 
-/// The retry policy for gRPC: what [`Standard`] retries, plus every recognised failure of the
+/// The retry policy for gRPC: what [`StandardRetry`] retries, plus every recognised failure of the
 /// methods declared idempotent.
 ///
 /// Every gRPC call is an HTTP `POST`, so the standard policy retries a call only when the server
@@ -24,7 +24,7 @@ use crate::reset_retry::policy::{Action, Attempt, Policy, Standard};
 ///
 /// ```
 /// use tower_reset::classify::FailureClass;
-/// use tower_reset::reset_retry::policy::{Action, Attempt, Policy};
+/// use tower_reset::reset_retry::policy::{Action, Attempt, RetryPolicy};
 /// use tower_reset::tonic::IdempotentMethods;
 /// use tower_reset::ResetRetryLayer;
 ///
@@ -81,16 +81,16 @@ impl IdempotentMethods {
     }
 
     /// Whether `request` may be sent again whatever happened to it: its method is listed, or it
-    /// is idempotent by the [`Standard`] rules (an `idempotency-key` header, say).
+    /// is idempotent by the [`StandardRetry`] rules (an `idempotency-key` header, say).
     pub fn is_idempotent<R: AttemptRequest + ?Sized>(&self, request: &R) -> bool {
         self.contains(request.uri().path())
             || crate::reset_retry::policy::Idempotent::is_idempotent(request)
     }
 }
 
-impl Policy for IdempotentMethods {
+impl RetryPolicy for IdempotentMethods {
     fn retry(&mut self, attempt: &Attempt<'_>) -> Action {
-        match Standard::new().retry(attempt) {
+        match StandardRetry::new().retry(attempt) {
             Action::Retry => Action::Retry,
             Action::Stop => Action::retry_if(self.contains(attempt.uri().path())),
         }

@@ -253,13 +253,13 @@ async fn a_history_observer_in_the_extensions_receives_the_history() {
 /// A policy reads the extensions the request carries in the middleware chain.
 #[tokio::test]
 async fn a_policy_sees_the_extensions_of_the_chain() {
-    use tower_reset::reset_retry::policy::{retry_if, Attempt, PolicyExt, Standard};
+    use tower_reset::reset_retry::policy::{retry_if, Attempt, PolicyExt, StandardRetry};
 
     /// Set on requests the server deduplicates.
     #[derive(Clone)]
     struct Deduplicated;
 
-    let policy = Standard::new().or(retry_if(|attempt: &Attempt<'_>| {
+    let policy = StandardRetry::new().or(retry_if(|attempt: &Attempt<'_>| {
         attempt.extensions().get::<Deduplicated>().is_some()
     }));
     let client = ClientBuilder::new(reqwest::Client::new())

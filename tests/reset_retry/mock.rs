@@ -7,7 +7,7 @@ use http::Method;
 use tower::{BoxError, Service, ServiceExt};
 use tower_reset::attempt::{AttemptHistory, AttemptRecord, HistoryObserver};
 use tower_reset::classify::{ClassifyError, ClassifyResponse, FailureClass, StandardClassifier};
-use tower_reset::reset_retry::policy::{retry_if, Attempt, Never, PolicyExt, Standard};
+use tower_reset::reset_retry::policy::{retry_if, Attempt, Never, PolicyExt, StandardRetry};
 use tower_reset::reset_retry::RetryBudget;
 use tower_reset::ResetRetryLayer;
 use tower_test::mock;
@@ -476,7 +476,7 @@ async fn a_retryable_request_is_copied_once_plus_once_per_retry_but_the_last() {
 
 #[tokio::test(start_paused = true)]
 async fn a_closure_policy_can_allow_a_keyed_post() {
-    let policy = Standard::new().or(retry_if(|attempt: &Attempt<'_>| {
+    let policy = StandardRetry::new().or(retry_if(|attempt: &Attempt<'_>| {
         attempt.method() == Method::POST
             && attempt.uri().path() == "/v1/charges"
             && attempt.headers().contains_key("x-charge-key")

@@ -23,6 +23,8 @@ use hyper_util::rt::TokioExecutor;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
+#[cfg(not(feature = "hyper"))]
+use tower_reset::attempt::StopReason;
 use tower_reset::attempt::{AttemptHistory, HistoryObserver};
 use tower_reset::classify::FailureClass::{NeverSent, UnknownOutcome};
 use tower_reset::{ResetRetry, ResetRetryLayer};
@@ -287,7 +289,8 @@ async fn get_closed_after_the_request_was_read_needs_the_hyper_feature() {
 
         assert!(io_kinds(client_error(&error)).is_empty(), "{error:?}");
         let history = observer.get().unwrap();
-        assert_eq!((history.attempts(), history.failures()), (1, &[][..]));
+        assert_eq!((history.attempts(), history.failures()), (1, vec![]));
+        assert_eq!(history.stop_reason(), StopReason::NotConnectionFailure);
         assert_eq!(server.executed_id("get-8"), 1);
     })
     .await;

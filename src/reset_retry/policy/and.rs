@@ -1,4 +1,4 @@
-use super::{Action, Attempt, Policy};
+use super::{Action, Attempt, RetryPolicy};
 use crate::attempt::AttemptRequest;
 
 /// Retries only when both policies say so; built by [`PolicyExt::and`](super::PolicyExt::and).
@@ -14,7 +14,7 @@ impl<A, B> And<A, B> {
     }
 }
 
-impl<A: Policy, B: Policy> Policy for And<A, B> {
+impl<A: RetryPolicy, B: RetryPolicy> RetryPolicy for And<A, B> {
     fn retry(&mut self, attempt: &Attempt<'_>) -> Action {
         match self.first.retry(attempt) {
             Action::Retry => self.second.retry(attempt),

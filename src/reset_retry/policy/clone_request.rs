@@ -6,6 +6,32 @@ use crate::replay::ReplayBody;
 ///
 /// The copy is made before the first attempt, because sending consumes the body. Returning
 /// `None` means "this request cannot be replayed": it is sent once, with no copy kept.
+///
+/// # Examples
+///
+/// A request type of your own, copied by hand:
+///
+/// ```
+/// use tower_reset::reset_retry::policy::CloneRequest;
+///
+/// #[derive(Clone)]
+/// struct CopyUnlessLarge;
+///
+/// impl CloneRequest<http::Request<Vec<u8>>> for CopyUnlessLarge {
+///     fn clone_request(&self, request: &http::Request<Vec<u8>>) -> Option<http::Request<Vec<u8>>> {
+///         (request.body().len() <= 64 * 1024).then(|| request.clone())
+///     }
+/// }
+/// let small = http::Request::new(vec![0; 10]);
+/// assert!(CopyUnlessLarge.clone_request(&small).is_some());
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "requests of type `{Req}` cannot be copied for a retry by `{Self}`",
+    label = "the retry layer cannot copy this request",
+    note = "`CloneBody` copies requests whose body is `Clone` (`Full<Bytes>`, `String`, ...) or a `tower_reset::replay::ReplayBody`",
+    note = "for a streaming body (hyper `Incoming`, `tonic::body::Body`, ...), put `ReplayBodyLayer` outside (above) `ResetRetryLayer`: `ServiceBuilder::new().layer(ReplayBodyLayer::new()).layer(ResetRetryLayer::new())`",
+    note = "or give the layer a `CloneRequest` of your own with `ResetRetryLayer::builder().clone_requests(..)`"
+)]
 pub trait CloneRequest<Req> {
     /// A copy of `request` to send again, or `None` when it cannot be replayed.
     fn clone_request(&self, request: &Req) -> Option<Req>;
@@ -31,6 +57,7 @@ pub trait CloneRequest<Req> {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CloneBody;
 
+#[diagnostic::do_not_recommend]
 impl<B: Clone> CloneRequest<http::Request<B>> for CloneBody {
     fn clone_request(&self, request: &http::Request<B>) -> Option<http::Request<B>> {
         Some(request.clone())
@@ -40,6 +67,7 @@ impl<B: Clone> CloneRequest<http::Request<B>> for CloneBody {
 /// Copies requests whose body is a [`ReplayBody`] (see [`crate::replay`]) while the body can be
 /// replayed: not past its cap, and, after a response, read to its end.
 #[cfg(feature = "replay")]
+#[diagnostic::do_not_recommend]
 impl<B: http_body::Body> CloneRequest<http::Request<ReplayBody<B>>> for CloneBody {
     fn clone_request(
         &self,

@@ -1,6 +1,6 @@
 use http::{HeaderName, Method};
 
-use super::{Action, Attempt, Policy};
+use super::{Action, Attempt, RetryPolicy};
 use crate::attempt::AttemptRequest;
 
 /// The header by which a client promises that the server deduplicates the request
@@ -41,7 +41,7 @@ fn is_idempotent_method(method: &Method) -> bool {
     )
 }
 
-impl Policy for Idempotent {
+impl RetryPolicy for Idempotent {
     fn retry(&mut self, attempt: &Attempt<'_>) -> Action {
         Action::retry_if(Self::is_idempotent(attempt.request()))
     }

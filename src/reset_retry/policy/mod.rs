@@ -1,6 +1,6 @@
 //! Retry policies: which failed requests may be sent again.
 //!
-//! A [`Policy`] sees an [`Attempt`] (the request, the [`FailureClass`] of the failure and the
+//! A [`RetryPolicy`] sees an [`Attempt`] (the request, the [`FailureClass`] of the failure and the
 //! attempt number) and answers [`Action::Retry`] or [`Action::Stop`]. It is only asked about
 //! failures the classifier recognised, and only while the limits (attempts, budget, deadline)
 //! still allow another attempt; those limits live in the layer, not in the policy.
@@ -11,7 +11,7 @@
 //!   refused by the protocol), whatever the method.
 //! * [`Idempotent`]: retries requests that are safe to repeat: RFC 9110 idempotent methods, or a
 //!   request carrying an `Idempotency-Key` header.
-//! * [`Standard`]: the default, `Unprocessed` or `Idempotent`. A POST is never sent twice unless
+//! * [`StandardRetry`]: the default, `Unprocessed` or `Idempotent`. A POST is never sent twice unless
 //!   the server cannot have seen it, or it carries an `Idempotency-Key`.
 //! * [`Never`]: retries nothing.
 //! * [`retry_if`]: a closure, for rules of your own.
@@ -23,9 +23,9 @@
 //!
 //! ```
 //! use http::Method;
-//! use tower_reset::reset_retry::policy::{retry_if, Attempt, PolicyExt, Standard};
+//! use tower_reset::reset_retry::policy::{retry_if, Attempt, PolicyExt, StandardRetry};
 //!
-//! let policy = Standard::new().or(retry_if(|attempt: &Attempt<'_>| {
+//! let policy = StandardRetry::new().or(retry_if(|attempt: &Attempt<'_>| {
 //!     attempt.method() == Method::POST
 //!         && attempt.uri().path() == "/v1/charges"
 //!         && attempt.headers().contains_key("x-charge-key")
@@ -54,12 +54,21 @@ pub use self::idempotent::Idempotent;
 pub use self::never::Never;
 pub use self::or::Or;
 pub use self::retry_if::{retry_if, RetryIf};
-pub use self::standard::Standard;
+pub use self::standard::StandardRetry;
 pub use self::unprocessed::Unprocessed;
+
+/// The old name of [`StandardRetry`].
+#[deprecated(since = "0.1.0", note = "renamed `StandardRetry`")]
+pub type Standard = StandardRetry;
+
+/// The old name of [`RetryPolicy`]. (A re-export cannot be marked deprecated; it is kept so
+/// that code written against the old name still compiles.)
+#[doc(hidden)]
+pub use self::RetryPolicy as Policy;
 
 use std::fmt;
 
-use http::{Extensions, HeaderMap, Method, Uri};
+use http::{Extensions, HeaderMap, Method, StatusCode, Uri};
 
 use crate::attempt::AttemptRequest;
 use crate::classify::FailureClass;
@@ -68,7 +77,7 @@ use crate::classify::FailureClass;
 ///
 /// Policies are cloned once per retryable request, so keep them cheap to clone (share state
 /// with an `Arc`).
-pub trait Policy {
+pub trait RetryPolicy {
     /// Decides about a failed attempt. Called only for recognised connection failures, and only
     /// when the limits allow another attempt.
     fn retry(&mut self, attempt: &Attempt<'_>) -> Action;
@@ -84,7 +93,7 @@ pub trait Policy {
     }
 }
 
-impl<P: Policy + ?Sized> Policy for &mut P {
+impl<P: RetryPolicy + ?Sized> RetryPolicy for &mut P {
     fn retry(&mut self, attempt: &Attempt<'_>) -> Action {
         (**self).retry(attempt)
     }
@@ -93,7 +102,7 @@ impl<P: Policy + ?Sized> Policy for &mut P {
     }
 }
 
-impl<P: Policy + ?Sized> Policy for Box<P> {
+impl<P: RetryPolicy + ?Sized> RetryPolicy for Box<P> {
     fn retry(&mut self, attempt: &Attempt<'_>) -> Action {
         (**self).retry(attempt)
     }
@@ -102,7 +111,7 @@ impl<P: Policy + ?Sized> Policy for Box<P> {
     }
 }
 
-/// What a [`Policy`] decided.
+/// What a [`RetryPolicy`] decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[must_use = "a policy decision does nothing unless acted on"]
 pub enum Action {
@@ -128,11 +137,36 @@ impl Action {
     }
 }
 
-/// A read-only view of a failed attempt, handed to [`Policy::retry`].
+/// A read-only view of a failed attempt, handed to [`RetryPolicy::retry`].
+///
+/// # Examples
+///
+/// A policy that also retries a `POST` the server answered with `409` and a header saying it
+/// did not apply it:
+///
+/// ```
+/// use tower_reset::reset_retry::policy::{Action, Attempt, PolicyExt, RetryPolicy, StandardRetry};
+///
+/// #[derive(Clone)]
+/// struct RetryUnapplied;
+///
+/// impl RetryPolicy for RetryUnapplied {
+///     fn retry(&mut self, attempt: &Attempt<'_>) -> Action {
+///         let unapplied = attempt
+///             .response_headers()
+///             .is_some_and(|headers| headers.contains_key("x-not-applied"));
+///         Action::retry_if(unapplied)
+///     }
+/// }
+///
+/// let policy = StandardRetry::new().or(RetryUnapplied);
+/// # let _ = policy;
+/// ```
 pub struct Attempt<'a> {
     request: &'a dyn AttemptRequest,
     failure: FailureClass,
     number: u32,
+    response: Option<(StatusCode, &'a HeaderMap)>,
 }
 
 impl<'a> Attempt<'a> {
@@ -143,7 +177,15 @@ impl<'a> Attempt<'a> {
             request,
             failure,
             number,
+            response: None,
         }
+    }
+
+    /// The same view, for an attempt that ended with a response the classifier reported (a
+    /// `503`, say) with this status and these headers.
+    pub fn with_response(mut self, status: StatusCode, headers: &'a HeaderMap) -> Self {
+        self.response = Some((status, headers));
+        self
     }
 
     /// How far the failed attempt got.
@@ -180,6 +222,17 @@ impl<'a> Attempt<'a> {
     pub fn request(&self) -> &'a dyn AttemptRequest {
         self.request
     }
+
+    /// The status of the response the attempt ended with, when it ended with one (the
+    /// classifier reported it as a failure); `None` when it failed with an error.
+    pub fn response_status(&self) -> Option<StatusCode> {
+        self.response.map(|(status, _)| status)
+    }
+
+    /// The headers of the response the attempt ended with, when it ended with one.
+    pub fn response_headers(&self) -> Option<&'a HeaderMap> {
+        self.response.map(|(_, headers)| headers)
+    }
 }
 
 impl fmt::Debug for Attempt<'_> {
@@ -189,22 +242,23 @@ impl fmt::Debug for Attempt<'_> {
             .field("uri", self.uri())
             .field("failure", &self.failure)
             .field("number", &self.number)
+            .field("response_status", &self.response_status())
             .finish()
     }
 }
 
-/// Combinators for [`Policy`].
-pub trait PolicyExt: Policy + Sized {
+/// Combinators for [`RetryPolicy`].
+pub trait PolicyExt: RetryPolicy + Sized {
     /// Retries when `self` or `other` says so. `other` is asked only when `self` stops.
-    fn or<Q: Policy>(self, other: Q) -> Or<Self, Q> {
+    fn or<Q: RetryPolicy>(self, other: Q) -> Or<Self, Q> {
         Or::new(self, other)
     }
 
     /// Retries only when both `self` and `other` say so. `other` is asked only when `self`
     /// retries.
-    fn and<Q: Policy>(self, other: Q) -> And<Self, Q> {
+    fn and<Q: RetryPolicy>(self, other: Q) -> And<Self, Q> {
         And::new(self, other)
     }
 }
 
-impl<P: Policy> PolicyExt for P {}
+impl<P: RetryPolicy> PolicyExt for P {}

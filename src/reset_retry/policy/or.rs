@@ -1,4 +1,4 @@
-use super::{Action, Attempt, Policy};
+use super::{Action, Attempt, RetryPolicy};
 use crate::attempt::AttemptRequest;
 
 /// Retries when either policy says so; built by [`PolicyExt::or`](super::PolicyExt::or).
@@ -14,7 +14,7 @@ impl<A, B> Or<A, B> {
     }
 }
 
-impl<A: Policy, B: Policy> Policy for Or<A, B> {
+impl<A: RetryPolicy, B: RetryPolicy> RetryPolicy for Or<A, B> {
     fn retry(&mut self, attempt: &Attempt<'_>) -> Action {
         match self.first.retry(attempt) {
             Action::Retry => Action::Retry,

@@ -1,10 +1,10 @@
 use std::fmt;
 
-use super::{Action, Attempt, Policy};
+use super::{Action, Attempt, RetryPolicy};
 
 /// A policy from a closure: retries when `f(attempt)` returns `true`.
 ///
-/// The closure is wrapped in the named type [`RetryIf`] rather than `Policy` being implemented
+/// The closure is wrapped in the named type [`RetryIf`] rather than `RetryPolicy` being implemented
 /// for every closure: a blanket impl over `FnMut` would make the compiler guess closure argument
 /// types, and the lifetime in `&Attempt<'_>` defeats its guess.
 ///
@@ -31,7 +31,7 @@ pub struct RetryIf<F> {
     f: F,
 }
 
-impl<F> Policy for RetryIf<F>
+impl<F> RetryPolicy for RetryIf<F>
 where
     F: FnMut(&Attempt<'_>) -> bool,
 {

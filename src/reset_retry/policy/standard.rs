@@ -1,4 +1,4 @@
-use super::{Action, Attempt, Idempotent, Policy, Unprocessed};
+use super::{Action, Attempt, Idempotent, RetryPolicy, Unprocessed};
 use crate::attempt::AttemptRequest;
 
 /// The standard policy: [`Unprocessed`] or [`Idempotent`].
@@ -15,26 +15,26 @@ use crate::attempt::AttemptRequest;
 ///
 /// ```
 /// use tower_reset::classify::FailureClass;
-/// use tower_reset::reset_retry::policy::{Action, Attempt, Policy, Standard};
+/// use tower_reset::reset_retry::policy::{Action, Attempt, RetryPolicy, StandardRetry};
 ///
 /// let post = http::Request::post("/pay").body(()).unwrap();
-/// let mut policy = Standard::new();
+/// let mut policy = StandardRetry::new();
 /// assert_eq!(policy.retry(&Attempt::new(&post, FailureClass::NeverSent, 1)), Action::Retry);
 /// assert_eq!(policy.retry(&Attempt::new(&post, FailureClass::UnknownOutcome, 1)), Action::Stop);
 /// ```
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Standard {
+pub struct StandardRetry {
     _priv: (),
 }
 
-impl Standard {
+impl StandardRetry {
     /// The standard policy.
     pub const fn new() -> Self {
         Self { _priv: () }
     }
 }
 
-impl Policy for Standard {
+impl RetryPolicy for StandardRetry {
     fn retry(&mut self, attempt: &Attempt<'_>) -> Action {
         match Unprocessed.retry(attempt) {
             Action::Retry => Action::Retry,

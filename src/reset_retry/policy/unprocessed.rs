@@ -1,4 +1,4 @@
-use super::{Action, Attempt, Policy};
+use super::{Action, Attempt, RetryPolicy};
 
 /// Retries failures the server certainly did not process: the request was
 /// [never sent](crate::classify::FailureClass::NeverSent) or
@@ -7,7 +7,7 @@ use super::{Action, Attempt, Policy};
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Unprocessed;
 
-impl Policy for Unprocessed {
+impl RetryPolicy for Unprocessed {
     fn retry(&mut self, attempt: &Attempt<'_>) -> Action {
         Action::retry_if(attempt.failure().is_unprocessed())
     }

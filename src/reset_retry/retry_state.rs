@@ -1,0 +1,427 @@
+//! What a retryable request keeps between its attempts, and the decisions taken on it.
+//!
+//! # The previous outcome, and why it is let go early
+//!
+//! When an attempt fails and another is to be sent, the failed attempt's outcome is kept: if an
+//! inner layer then refuses to send the next attempt (the backoff would end after the deadline,
+//! the server asked for a longer wait than allowed), the caller gets that real outcome, not an
+//! error of this crate's own. But a kept *response* (a `503` whose body is unread) holds its
+//! connection: over a single HTTP/1.1 connection the next attempt could never be sent, and in a
+//! pool the connection stays checked out. So a response is kept only until the next attempt
+//! shows that it goes ahead (the first poll of its future returns `Pending`; an inner layer that
+//! abandons an attempt after a response does so on that first poll, see
+//! [`AttemptAbandoned`](crate::attempt::AttemptAbandoned)). A response let go is read on to its
+//! end, at most [`DRAIN_LIMIT`] bytes, while the next attempt is under way, so that its
+//! connection can be reused; a longer body, or one the response type cannot read, is dropped.
+//! An error holds no connection: it is kept until the next attempt ends.
+
+use std::future::Future;
+use std::hash::{BuildHasher, RandomState};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::SystemTime;
+
+use tokio::time::{Instant, Sleep};
+use tower_service::Service;
+
+use super::budget::Budget;
+use super::layer::Limits;
+use super::policy::{Action, Attempt, CloneRequest, RetryPolicy};
+use crate::attempt::{
+    AttemptAbandoned, AttemptHistory, AttemptRecord, AttemptRequest, AttemptResponse,
+    AttemptSummary, HistoryObserver, Notes, StopReason,
+};
+use crate::classify::{ClassifyError, ClassifyResponse, FailureClass};
+use crate::hint::ServerHint;
+#[cfg(feature = "tracing")]
+use crate::trace;
+
+/// The most body bytes read from a failed response that is let go for a retry, so that its
+/// connection can be reused (go-retryablehttp reads 4 KiB for the same reason). A longer body
+/// is dropped, which closes an HTTP/1.1 connection.
+pub const DRAIN_LIMIT: usize = 4 * 1024;
+
+/// How an attempt ended, for the response future.
+pub(super) enum AttemptEnd<Req, T> {
+    /// Send this request next.
+    Retry(Req),
+    /// The request is over: hand this to the caller.
+    Done(T),
+}
+
+type Outcome<S, Req> = Result<<S as Service<Req>>::Response, <S as Service<Req>>::Error>;
+
+/// Everything a retryable request needs between attempts.
+pub(super) struct RetryState<S, P, C, R, Req>
+where
+    S: Service<Req>,
+{
+    service: S,
+    policy: P,
+    classifier: C,
+    cloner: R,
+    /// The untouched copy that the next attempt is cloned from (or, for the last one, is).
+    copy: Option<Req>,
+    /// The attempts sent so far, the one under way included.
+    attempt: u32,
+    max_attempts: u32,
+    deadline: Option<Instant>,
+    budget: Option<Arc<dyn Budget>>,
+    /// One per attempt that ended.
+    summaries: Vec<AttemptSummary>,
+    observer: Option<HistoryObserver>,
+    /// The outcome of the attempt before the one under way, until that one goes ahead.
+    held: Option<Outcome<S, Req>>,
+    /// A failed response let go for a retry, being read to its end.
+    draining: Option<S::Response>,
+    /// What `draining` may still read.
+    drain_budget: usize,
+    /// Whether the attempt under way went ahead: its future was polled and did not abandon it.
+    went_ahead: bool,
+    /// The failure of the previous attempt.
+    previous: Option<FailureClass>,
+    /// Drawn at the first retry; the same for every attempt of the request.
+    seed: Option<u64>,
+    /// Shared with the records of the retries, for the layers below to report back.
+    notes: Option<Arc<Notes>>,
+    /// Ends the wait for readiness at the deadline.
+    ready_timer: Option<Pin<Box<Sleep>>>,
+    /// The request's method and URI, for the events.
+    #[cfg(feature = "tracing")]
+    target: (http::Method, http::Uri),
+}
+
+impl<S, P, C, R, Req> RetryState<S, P, C, R, Req>
+where
+    Req: AttemptRequest,
+    S: Service<Req>,
+{
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn new(
+        service: S,
+        policy: P,
+        classifier: C,
+        cloner: R,
+        copy: Req,
+        limits: &Limits,
+        deadline: Option<Instant>,
+        observer: Option<HistoryObserver>,
+    ) -> Self {
+        Self {
+            #[cfg(feature = "tracing")]
+            target: (copy.method().clone(), copy.uri().clone()),
+            service,
+            policy,
+            classifier,
+            cloner,
+            copy: Some(copy),
+            attempt: 1,
+            max_attempts: limits.max_attempts,
+            deadline,
+            budget: limits.budget.clone(),
+            summaries: Vec::new(),
+            observer,
+            held: None,
+            draining: None,
+            drain_budget: 0,
+            went_ahead: false,
+            previous: None,
+            seed: None,
+            notes: None,
+            ready_timer: None,
+        }
+    }
+
+    /// Polls the inner service ready for the next attempt, no longer than the deadline. On
+    /// failure, or at the deadline, returns the request's final outcome.
+    pub(super) fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Outcome<S, Req>>>
+    where
+        S::Response: AttemptResponse,
+    {
+        match self.service.poll_ready(cx) {
+            Poll::Ready(Ok(())) => {
+                self.ready_timer = None;
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(error)) => {
+                self.give_up(StopReason::ServiceNotReady);
+                Poll::Ready(Err(self.finish(Err(error), StopReason::ServiceNotReady)))
+            }
+            Poll::Pending => {
+                let Some(deadline) = self.deadline else {
+                    return Poll::Pending;
+                };
+                let timer = self
+                    .ready_timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                if timer.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                let held = self
+                    .held
+                    .take()
+                    .expect("a retry waiting for readiness holds the previous outcome");
+                self.give_up(StopReason::Deadline);
+                Poll::Ready(Err(self.finish(held, StopReason::Deadline)))
+            }
+        }
+    }
+
+    /// Sends the next attempt on the service just polled ready.
+    pub(super) fn call(&mut self, request: Req) -> S::Future {
+        self.attempt += 1;
+        self.went_ahead = false;
+        self.service.call(request)
+    }
+
+    /// The attempt under way was polled and is pending: it goes ahead, so the previous outcome
+    /// is let go (a response is read to its end meanwhile).
+    pub(super) fn went_ahead(&mut self, cx: &mut Context<'_>)
+    where
+        S::Response: AttemptResponse,
+    {
+        if self.went_ahead {
+            return;
+        }
+        self.went_ahead = true;
+        if self.attempt > 1 {
+            self.retried();
+            self.let_go();
+            self.poll_drain(cx);
+        }
+    }
+
+    /// Reads on the body of a response let go, until it ends or must be dropped.
+    pub(super) fn poll_drain(&mut self, cx: &mut Context<'_>)
+    where
+        S::Response: AttemptResponse,
+    {
+        if let Some(response) = &mut self.draining {
+            if response.poll_drain(cx, &mut self.drain_budget).is_ready() {
+                self.draining = None;
+            }
+        }
+    }
+
+    /// Lets go of a previous outcome that is a response: it is read to its end meanwhile. An
+    /// error holds no connection, so it stays until the attempt under way ends, for an inner
+    /// layer that abandons the attempt late (after waiting for a host that refused connections,
+    /// say).
+    fn let_go(&mut self) {
+        if matches!(self.held, Some(Ok(_))) {
+            if let Some(Ok(response)) = self.held.take() {
+                self.draining = Some(response);
+                self.drain_budget = DRAIN_LIMIT;
+            }
+        }
+    }
+
+    /// The `tower_reset::retry` event: a retry went out.
+    fn retried(&self) {
+        #[cfg(feature = "tracing")]
+        tracing::info!(
+            target: trace::RETRY,
+            method = %self.target.0,
+            uri = %self.target.1,
+            attempt = self.attempt,
+            class = self.previous.map_or("-", FailureClass::as_str),
+            delay = ?self.notes.as_ref().and_then(|notes| notes.delay()),
+            "retrying after a connection failure"
+        );
+    }
+
+    /// The `tower_reset::give_up` event: the request ends on a failure it could not retry.
+    fn give_up(&self, reason: StopReason) {
+        #[cfg(feature = "tracing")]
+        tracing::info!(
+            target: trace::GIVE_UP,
+            method = %self.target.0,
+            uri = %self.target.1,
+            attempts = self.attempt,
+            class = self.previous.map_or("-", FailureClass::as_str),
+            reason = reason.as_str(),
+            "not retrying: {reason}"
+        );
+        #[cfg(not(feature = "tracing"))]
+        let _ = reason;
+    }
+}
+
+impl<S, P, C, R, Req> RetryState<S, P, C, R, Req>
+where
+    Req: AttemptRequest,
+    S: Service<Req>,
+    S::Response: AttemptResponse,
+    S::Error: 'static,
+    P: RetryPolicy,
+    C: ClassifyError<S::Error> + ClassifyResponse<S::Response>,
+    R: CloneRequest<Req>,
+{
+    /// Decides what follows the attempt that just ended with `result`.
+    pub(super) fn attempt_ended(
+        &mut self,
+        result: Outcome<S, Req>,
+    ) -> AttemptEnd<Req, Outcome<S, Req>> {
+        if let Err(error) = &result {
+            if let Some(abandoned) = AttemptAbandoned::find(error).filter(|_| self.attempt > 1) {
+                // An inner layer refused to send this attempt: the caller gets the real
+                // outcome of the attempt before it (unless that was a response the layer
+                // abandoned the attempt too late for: it was let go).
+                let stop = abandoned.stop_reason();
+                self.attempt -= 1;
+                let result = self.held.take().unwrap_or(result);
+                self.give_up(stop);
+                return AttemptEnd::Done(self.finish(result, stop));
+            }
+        }
+        if !self.went_ahead && self.attempt > 1 {
+            // Ended at its first poll: it went ahead all the same.
+            self.retried();
+            self.let_go();
+        }
+        self.went_ahead = false;
+        // The attempt was sent: its own outcome replaces the previous one.
+        self.held = None;
+
+        let (failure, hint) = match &result {
+            Ok(response) => {
+                let failure = self.classifier.classify_response(response);
+                let hint = failure
+                    .and_then(|_| ServerHint::from_headers(response.headers(), SystemTime::now()));
+                (failure, hint)
+            }
+            Err(error) => (self.classifier.classify_error(error), None),
+        };
+        let delay = self.notes.as_ref().and_then(|notes| notes.take_delay());
+        // A first attempt that succeeds needs no history unless someone asked for it: nothing
+        // to allocate.
+        if failure.is_some() || self.attempt > 1 || self.observer.is_some() {
+            self.summaries
+                .push(AttemptSummary::new(self.attempt, failure, delay));
+        }
+        let Some(failure) = failure else {
+            let stop = if result.is_ok() {
+                StopReason::Succeeded
+            } else {
+                StopReason::NotConnectionFailure
+            };
+            return AttemptEnd::Done(self.finish(result, stop));
+        };
+        self.previous = Some(failure);
+        match self.next_request(failure, hint, result.as_ref().ok()) {
+            Ok(request) => {
+                self.held = Some(result);
+                AttemptEnd::Retry(request)
+            }
+            Err(stop) => {
+                self.give_up(stop);
+                AttemptEnd::Done(self.finish(result, stop))
+            }
+        }
+    }
+
+    /// The request for the next attempt, or why there is none. `response` is the response the
+    /// failed attempt ended with, if it ended with one.
+    fn next_request(
+        &mut self,
+        failure: FailureClass,
+        hint: Option<ServerHint>,
+        response: Option<&S::Response>,
+    ) -> Result<Req, StopReason> {
+        let attempt = self.attempt;
+        if attempt >= self.max_attempts {
+            return Err(StopReason::AttemptsExhausted);
+        }
+        if self
+            .deadline
+            .is_some_and(|deadline| Instant::now() >= deadline)
+        {
+            return Err(StopReason::Deadline);
+        }
+        if hint == Some(ServerHint::DoNotRetry) {
+            return Err(StopReason::ServerSaidNoRetry);
+        }
+        let copy = self.copy.as_ref().ok_or(StopReason::BodyNotReplayable)?;
+        if !self.cloner.can_replay(copy, response.is_some()) {
+            return Err(StopReason::BodyNotReplayable);
+        }
+        let mut view = Attempt::new(copy, failure, attempt);
+        if let Some(response) = response {
+            if let Some(status) = response.status() {
+                view = view.with_response(status, response.headers());
+            }
+        }
+        if self.policy.retry(&view) == Action::Stop {
+            return Err(StopReason::NotSafeToRepeat);
+        }
+        // A protocol refusal cost the server nothing, so it does not spend the budget.
+        if failure != FailureClass::Refused {
+            if let Some(budget) = &self.budget {
+                if !budget.try_withdraw() {
+                    return Err(StopReason::BudgetSpent);
+                }
+            }
+        }
+
+        let next = attempt + 1;
+        // Keep the copy while more attempts may follow; the last attempt takes it.
+        let mut request = if next < self.max_attempts {
+            match self.cloner.clone_request(copy) {
+                Some(request) => request,
+                None => self.copy.take().ok_or(StopReason::BodyNotReplayable)?,
+            }
+        } else {
+            self.copy.take().ok_or(StopReason::BodyNotReplayable)?
+        };
+        let first_failure = self
+            .summaries
+            .iter()
+            .find_map(AttemptSummary::failure)
+            .unwrap_or(failure);
+        let seed = *self
+            .seed
+            .get_or_insert_with(|| RandomState::new().hash_one(next));
+        let notes = self.notes.get_or_insert_with(|| Arc::new(Notes::new()));
+        let record = AttemptRecord::retry(next, failure)
+            .with_first_failure(first_failure)
+            .with_hint(hint)
+            .with_deadline(self.deadline)
+            .with_seed(seed)
+            .with_notes(Arc::clone(notes));
+        request.extensions_mut().insert(record);
+        Ok(request)
+    }
+}
+
+impl<S, P, C, R, Req> RetryState<S, P, C, R, Req>
+where
+    S: Service<Req>,
+{
+    /// The number of the attempt under way (or of the last one sent).
+    pub(super) fn attempt(&self) -> u32 {
+        self.attempt
+    }
+}
+
+impl<S, P, C, R, Req> RetryState<S, P, C, R, Req>
+where
+    S: Service<Req>,
+    S::Response: AttemptResponse,
+{
+    /// Hands the outcome to the caller, recording the history where someone looks for it.
+    fn finish(&mut self, mut result: Outcome<S, Req>, stop: StopReason) -> Outcome<S, Req> {
+        self.held = None;
+        let multiple = self.attempt > 1;
+        if multiple || self.observer.is_some() {
+            let history = AttemptHistory::new(std::mem::take(&mut self.summaries), stop);
+            if let Some(observer) = &self.observer {
+                observer.record(history.clone());
+            }
+            if let (true, Ok(response)) = (multiple, &mut result) {
+                response.extensions_mut().insert(history);
+            }
+        }
+        result
+    }
+}

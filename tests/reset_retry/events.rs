@@ -1,0 +1,103 @@
+//! The `tracing` events (feature `tracing`): a retry is logged once it goes out, never when it
+//! is abandoned, and a give-up says why, with the method and URI.
+
+use std::time::Duration;
+
+use tower::ServiceBuilder;
+use tower_reset::backoff::policy::Constant;
+use tower_reset::classify::StandardClassifier;
+use tower_reset::{BackoffLayer, ResetRetryLayer};
+use tracing::Level;
+
+use crate::captured_events::Capture;
+use crate::harness::*;
+use crate::scripted_mock::paused_runtime;
+
+fn http_get() -> Req {
+    http::Request::get("http://example.com/items")
+        .body(String::new())
+        .unwrap()
+}
+
+#[test]
+fn a_retry_that_goes_out_is_logged_with_its_fields() {
+    let capture = Capture::default();
+    capture.run(|| {
+        paused_runtime().block_on(async {
+            let layer = ServiceBuilder::new()
+                .layer(ResetRetryLayer::builder().no_budget().build().unwrap())
+                .layer(BackoffLayer::new().schedule(Constant::new(Duration::from_millis(5))));
+            let run = run(&layer, http_get(), vec![Fail(RESET, "reset"), status(200)]).await;
+            assert_eq!(run.status(), 200);
+        })
+    });
+    let retries = capture.with_target("tower_reset::retry");
+    assert_eq!(retries.len(), 1, "{retries:?}");
+    let retry = &retries[0];
+    assert_eq!(retry.level, Level::INFO);
+    assert_eq!(retry.field("method"), Some("GET"));
+    assert_eq!(retry.field("uri"), Some("http://example.com/items"));
+    assert_eq!(retry.field("attempt"), Some("2"));
+    assert_eq!(retry.field("class"), Some("unknown_outcome"));
+    assert_eq!(retry.field("delay"), Some("Some(0ns)"));
+    assert!(capture.with_target("tower_reset::give_up").is_empty());
+}
+
+#[test]
+fn an_abandoned_retry_is_not_logged_as_a_retry_and_the_give_up_says_why() {
+    let capture = Capture::default();
+    capture.run(|| {
+        paused_runtime().block_on(async {
+            let retry = ResetRetryLayer::builder()
+                .no_budget()
+                .classifier(StandardClassifier::new().unavailable_responses(true))
+                .deadline(Duration::from_millis(100))
+                .build()
+                .unwrap();
+            let layer = ServiceBuilder::new()
+                .layer(retry)
+                .layer(BackoffLayer::new().schedule(Constant::new(Duration::from_secs(1))));
+            let run = run(&layer, http_get(), vec![status(503)]).await;
+            assert_eq!(run.status(), 503);
+        })
+    });
+    assert!(
+        capture.with_target("tower_reset::retry").is_empty(),
+        "the retry was abandoned before it went out"
+    );
+    let give_ups = capture.with_target("tower_reset::give_up");
+    assert_eq!(give_ups.len(), 1, "{give_ups:?}");
+    let give_up = &give_ups[0];
+    assert_eq!(give_up.level, Level::INFO);
+    assert_eq!(give_up.field("reason"), Some("deadline"));
+    assert_eq!(give_up.field("class"), Some("unavailable"));
+    assert_eq!(give_up.field("attempts"), Some("1"));
+    assert_eq!(give_up.field("method"), Some("GET"));
+    let backoff = capture.with_target("tower_reset::backoff");
+    assert!(
+        backoff
+            .iter()
+            .any(|event| event.field("reason") == Some("deadline") && event.level == Level::DEBUG),
+        "{backoff:?}"
+    );
+}
+
+#[test]
+fn a_post_not_safe_to_repeat_is_logged_as_a_give_up() {
+    let capture = Capture::default();
+    capture.run(|| {
+        paused_runtime().block_on(async {
+            let layer = ResetRetryLayer::builder().no_budget().build().unwrap();
+            let request = http::Request::post("http://example.com/pay")
+                .body("{}".to_owned())
+                .unwrap();
+            let run = run(&layer, request, vec![Fail(RESET, "reset")]).await;
+            assert!(run.result.is_err());
+        })
+    });
+    let give_ups = capture.with_target("tower_reset::give_up");
+    assert_eq!(give_ups.len(), 1);
+    assert_eq!(give_ups[0].field("reason"), Some("not_safe_to_repeat"));
+    assert_eq!(give_ups[0].field("method"), Some("POST"));
+    assert_eq!(give_ups[0].field("uri"), Some("http://example.com/pay"));
+}

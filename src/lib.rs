@@ -92,6 +92,8 @@ pub mod reqwest;
 #[cfg(feature = "reqwest-middleware")]
 pub mod reqwest_middleware;
 pub mod reset_retry;
+#[cfg(feature = "resume")]
+pub mod resume;
 #[cfg(feature = "tonic")]
 pub mod tonic;
 mod trace;
@@ -107,3 +109,5 @@ pub use self::backoff::{Backoff, BackoffLayer};
 pub use self::fresh_connection::FreshConnection;
 pub use self::fresh_connection::FreshConnectionLayer;
 pub use self::reset_retry::{ResetRetry, ResetRetryLayer};
+#[cfg(feature = "resume")]
+pub use self::resume::ResumeLayer;

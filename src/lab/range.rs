@@ -61,7 +61,8 @@ fn if_range_holds(reply: &Reply, headers: &HeaderMap) -> bool {
     if bytes.starts_with(b"\"") || bytes.starts_with(b"W/") {
         let strong = !bytes.starts_with(b"W/");
         return strong
-            && current(ETAG).is_some_and(|(_, tag)| !tag.as_bytes().starts_with(b"W/") && tag == condition);
+            && current(ETAG)
+                .is_some_and(|(_, tag)| !tag.as_bytes().starts_with(b"W/") && tag == condition);
     }
     current(LAST_MODIFIED).is_some_and(|(_, date)| date == condition)
 }
@@ -137,7 +138,9 @@ mod tests {
             .ranges()
     }
 
-    fn answer(headers: &[(http::HeaderName, &'static str)]) -> (StatusCode, String, Option<String>) {
+    fn answer(
+        headers: &[(http::HeaderName, &'static str)],
+    ) -> (StatusCode, String, Option<String>) {
         let reply = resource();
         let answer = reply.for_request(&Method::GET, &request(headers));
         let range = answer
@@ -156,23 +159,43 @@ mod tests {
     fn ranges_are_served() {
         assert_eq!(
             answer(&[(RANGE, "bytes=3-")]),
-            (StatusCode::PARTIAL_CONTENT, "3456789".into(), Some("bytes 3-9/10".into()))
+            (
+                StatusCode::PARTIAL_CONTENT,
+                "3456789".into(),
+                Some("bytes 3-9/10".into())
+            )
         );
         assert_eq!(
             answer(&[(RANGE, "bytes=2-4")]),
-            (StatusCode::PARTIAL_CONTENT, "234".into(), Some("bytes 2-4/10".into()))
+            (
+                StatusCode::PARTIAL_CONTENT,
+                "234".into(),
+                Some("bytes 2-4/10".into())
+            )
         );
         assert_eq!(
             answer(&[(RANGE, "bytes=8-100")]),
-            (StatusCode::PARTIAL_CONTENT, "89".into(), Some("bytes 8-9/10".into()))
+            (
+                StatusCode::PARTIAL_CONTENT,
+                "89".into(),
+                Some("bytes 8-9/10".into())
+            )
         );
         assert_eq!(
             answer(&[(RANGE, "bytes=-3")]),
-            (StatusCode::PARTIAL_CONTENT, "789".into(), Some("bytes 7-9/10".into()))
+            (
+                StatusCode::PARTIAL_CONTENT,
+                "789".into(),
+                Some("bytes 7-9/10".into())
+            )
         );
         assert_eq!(
             answer(&[(RANGE, "bytes=10-")]),
-            (StatusCode::RANGE_NOT_SATISFIABLE, String::new(), Some("bytes */10".into()))
+            (
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                String::new(),
+                Some("bytes */10".into())
+            )
         );
     }
 
@@ -184,7 +207,10 @@ mod tests {
         assert_eq!(answer(&[(RANGE, "items=0-1")]), whole);
         assert_eq!(answer(&[(RANGE, "bytes=5-2")]), whole);
         assert_eq!(answer(&[(RANGE, "bytes=3-"), (IF_RANGE, "\"v0\"")]), whole);
-        assert_eq!(answer(&[(RANGE, "bytes=3-"), (IF_RANGE, "W/\"v1\"")]), whole);
+        assert_eq!(
+            answer(&[(RANGE, "bytes=3-"), (IF_RANGE, "W/\"v1\"")]),
+            whole
+        );
         assert_eq!(
             answer(&[(RANGE, "bytes=3-"), (IF_RANGE, "\"v1\"")]).0,
             StatusCode::PARTIAL_CONTENT
@@ -203,8 +229,14 @@ mod tests {
             reply.for_request(&Method::GET, &headers).status,
             StatusCode::PARTIAL_CONTENT
         );
-        let headers = request(&[(RANGE, "bytes=3-"), (IF_RANGE, "Sun, 06 Nov 1994 08:49:38 GMT")]);
-        assert_eq!(reply.for_request(&Method::GET, &headers).status, StatusCode::OK);
+        let headers = request(&[
+            (RANGE, "bytes=3-"),
+            (IF_RANGE, "Sun, 06 Nov 1994 08:49:38 GMT"),
+        ]);
+        assert_eq!(
+            reply.for_request(&Method::GET, &headers).status,
+            StatusCode::OK
+        );
     }
 
     #[test]

@@ -370,26 +370,36 @@ where
                     }
                     Err(why) => {
                         let failure = this.failure.take();
-                        return Poll::Ready(give_up(this.resume, this.history, this.ended, why, failure));
+                        return Poll::Ready(give_up(
+                            this.resume,
+                            this.history,
+                            this.ended,
+                            why,
+                            failure,
+                        ));
                     }
                 }
             }
 
             let frame = match ready!(this.body.as_mut().poll_frame(cx)) {
                 Some(Ok(frame)) => frame,
-                Some(Err(error)) => {
-                    match resume.start(&error, this.history) {
-                        Ok(stage) => {
-                            this.history.resumes += 1;
-                            *this.stage = Some(stage);
-                            *this.failure = Some(error);
-                            continue;
-                        }
-                        Err(why) => {
-                            return Poll::Ready(give_up(this.resume, this.history, this.ended, why, Some(error)));
-                        }
+                Some(Err(error)) => match resume.start(&error, this.history) {
+                    Ok(stage) => {
+                        this.history.resumes += 1;
+                        *this.stage = Some(stage);
+                        *this.failure = Some(error);
+                        continue;
                     }
-                }
+                    Err(why) => {
+                        return Poll::Ready(give_up(
+                            this.resume,
+                            this.history,
+                            this.ended,
+                            why,
+                            Some(error),
+                        ));
+                    }
+                },
                 None => {
                     if resume.skip > 0 {
                         // A `200` shorter than what was already delivered: not the same bytes.
@@ -458,9 +468,7 @@ where
         }
         match &self.resume {
             None => self.body.is_end_stream(),
-            Some(resume) => {
-                self.stage.is_none() && resume.skip == 0 && self.body.is_end_stream()
-            }
+            Some(resume) => self.stage.is_none() && resume.skip == 0 && self.body.is_end_stream(),
         }
     }
 

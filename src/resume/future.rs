@@ -94,9 +94,9 @@ where
                 budget.deposit();
             }
         }
-        Poll::Ready(Ok(response.map(|body| {
-            ResumeBody::resumable(body, pending, representation)
-        })))
+        Poll::Ready(Ok(
+            response.map(|body| ResumeBody::resumable(body, pending, representation))
+        ))
     }
 }
 

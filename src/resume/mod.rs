@@ -235,7 +235,10 @@ where
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let observer = request.extensions().get::<ResumeObserver>().cloned();
         let copy = if request.method() == Method::GET {
-            self.settings.cloner.clone_request(&request).ok_or(NoResume::NotCopied)
+            self.settings
+                .cloner
+                .clone_request(&request)
+                .ok_or(NoResume::NotCopied)
         } else {
             Err(NoResume::NotGet)
         };

@@ -32,10 +32,9 @@ impl Validator {
                 Err(NoResume::NoValidator)
             };
         }
-        let (Some(modified), Some(date)) = (
-            single(headers, &LAST_MODIFIED)?,
-            single(headers, &DATE)?,
-        ) else {
+        let (Some(modified), Some(date)) =
+            (single(headers, &LAST_MODIFIED)?, single(headers, &DATE)?)
+        else {
             return Err(NoResume::NoValidator);
         };
         match (
@@ -69,7 +68,10 @@ fn is_strong_etag(tag: &[u8]) -> bool {
 }
 
 /// The only value of `name`, if there is one; more than one field line is not understood.
-fn single<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a HeaderValue>, NoResume> {
+fn single<'a>(
+    headers: &'a HeaderMap,
+    name: &HeaderName,
+) -> Result<Option<&'a HeaderValue>, NoResume> {
     let mut values = headers.get_all(name).iter();
     let first = values.next();
     if values.next().is_some() {
@@ -145,8 +147,7 @@ impl Representation {
             }
             StatusCode::PARTIAL_CONTENT => {
                 let range = single(headers, &CONTENT_RANGE)?.ok_or(NoResume::Unsupported)?;
-                let (first, last, complete) =
-                    content_range(range).ok_or(NoResume::Unsupported)?;
+                let (first, last, complete) = content_range(range).ok_or(NoResume::Unsupported)?;
                 (first, Some(last + 1), complete, true)
             }
             _ => return Err(NoResume::Status),
@@ -349,7 +350,11 @@ mod tests {
                 &[("etag", "\"v2\""), ("content-range", "bytes 400-999/1000")],
                 NoResume::Changed,
             ),
-            (partial, &[("content-range", "bytes 400-999/1000")], NoResume::Changed),
+            (
+                partial,
+                &[("content-range", "bytes 400-999/1000")],
+                NoResume::Changed,
+            ),
             (
                 partial,
                 &[("etag", "\"v1\""), ("content-range", "bytes 300-999/1000")],
@@ -390,7 +395,11 @@ mod tests {
                     )
                 })
                 .collect();
-            assert_eq!(resumable().check(status, &map, u64::MAX), Err(why), "{pairs:?}");
+            assert_eq!(
+                resumable().check(status, &map, u64::MAX),
+                Err(why),
+                "{pairs:?}"
+            );
         }
 
         let full = headers(&[("etag", "\"v1\""), ("content-length", "1000")]);

@@ -27,7 +27,8 @@
 //!
 //! Any other response gets its body passed through untouched. A resumable body counts the bytes
 //! it delivers. When it fails with an error the classifier recognises as a connection failure
-//! (a reset, an end of file, an h2 `GOAWAY` or connection error: see [`crate::classify`]), the
+//! (a reset, an end of file, an h2 `GOAWAY` or connection error: see [`crate::classify`]; over
+//! HTTP/2, enable the `h2` feature so that h2's own errors are recognised), the
 //! layer sends the request again through the inner service, with `Range: bytes=<next>-` (or
 //! `bytes=<next>-<last>` when the caller itself asked for a range, whose end it keeps) and
 //! `If-Range: <validator>`, and checks the answer:

@@ -344,7 +344,8 @@ mod tests {
         let fits = headers(&[("etag", "\"v1\""), ("content-range", "bytes 400-999/1000")]);
         assert_eq!(resumable().check(partial, &fits, 0), Ok(Continue::Partial));
 
-        let cases: [(StatusCode, &[(&str, &str)], NoResume); 7] = [
+        type Case = (StatusCode, &'static [(&'static str, &'static str)], NoResume);
+        let cases: [Case; 7] = [
             (
                 partial,
                 &[("etag", "\"v2\""), ("content-range", "bytes 400-999/1000")],

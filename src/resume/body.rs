@@ -81,27 +81,39 @@ pin_project! {
     ///
     /// # Examples
     ///
-    /// Read it frame by frame and look at its [`history`](ResumeBody::history) at the end:
+    /// Read it frame by frame, and look at its [`history`](ResumeBody::history) at the end:
     ///
     /// ```
-    /// use http_body_util::BodyExt;
-    /// use tower_reset::resume::ResumeHistory;
+    /// use bytes::Bytes;
+    /// use http_body_util::{BodyExt, Full};
+    /// use tower::{service_fn, Layer, ServiceExt};
+    /// use tower_reset::ResumeLayer;
     ///
-    /// async fn read<B>(mut body: B, history: impl Fn(&B) -> ResumeHistory) -> Result<u64, B::Error>
-    /// where
-    ///     B: http_body::Body + Unpin,
-    /// {
-    ///     let mut bytes = 0;
-    ///     while let Some(frame) = body.frame().await {
-    ///         if let Ok(data) = frame?.into_data() {
-    ///             bytes += bytes::Buf::remaining(&data) as u64;
-    ///         }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tower::BoxError> {
+    /// let server = service_fn(|_request: http::Request<String>| async {
+    ///     let response = http::Response::builder()
+    ///         .header("etag", "\"v1\"")
+    ///         .body(Full::new(Bytes::from_static(b"hello")))?;
+    ///     Ok::<_, tower::BoxError>(response)
+    /// });
+    /// let request = http::Request::get("http://example.com/").body(String::new())?;
+    /// let response = ResumeLayer::new().layer(server).oneshot(request).await?;
+    ///
+    /// let mut body = response.into_body();
+    /// let mut bytes = Vec::new();
+    /// while let Some(frame) = body.frame().await {
+    ///     if let Ok(data) = frame?.into_data() {
+    ///         bytes.extend_from_slice(&data);
     ///     }
-    ///     println!("{} resumes", history(&body).resumes());
-    ///     Ok(bytes)
     /// }
-    /// # let _ = read::<http_body_util::Empty<bytes::Bytes>>;
+    /// assert_eq!(bytes, b"hello");
+    /// assert_eq!(body.history().resumes(), 0);
+    /// assert_eq!(body.history().gave_up(), None); // resumable, and never needed to be
+    /// # Ok(())
+    /// # }
     /// ```
+    #[project = ResumeBodyProj]
     pub struct ResumeBody<S, ReqBody, B, C = StandardClassifier, R = CloneBody, K = Exponential>
     where
         S: Service<Request<ReqBody>>,
@@ -340,6 +352,7 @@ where
     type Data = B::Data;
     type Error = B::Error;
 
+    #[inline]
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -350,6 +363,84 @@ where
                 return Poll::Ready(None);
             }
             return this.body.poll_frame(cx);
+        };
+        if this.stage.is_some() || resume.skip > 0 {
+            return Self::poll_resuming(this, cx, None);
+        }
+        // The path of every frame of a body that does not fail: the inner body's answer goes
+        // back as it is, its data counted on the way.
+        let answer = this.body.as_mut().poll_frame(cx);
+        match &answer {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    resume.representation.next += data.remaining() as u64;
+                }
+                answer
+            }
+            Poll::Pending => answer,
+            // The body ended or failed.
+            Poll::Ready(_) => Self::poll_resuming(this, cx, Some(answer)),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        if self.ended {
+            return true;
+        }
+        match &self.resume {
+            None => self.body.is_end_stream(),
+            Some(resume) => self.stage.is_none() && resume.skip == 0 && self.body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let Some(resume) = &self.resume else {
+            return if self.ended {
+                SizeHint::with_exact(0)
+            } else {
+                self.body.size_hint()
+            };
+        };
+        if self.stage.is_some() {
+            return resume
+                .representation
+                .remaining()
+                .map_or_else(SizeHint::default, SizeHint::with_exact);
+        }
+        let inner = self.body.size_hint();
+        if resume.skip == 0 {
+            return inner;
+        }
+        let mut hint = SizeHint::new();
+        hint.set_lower(inner.lower().saturating_sub(resume.skip));
+        if let Some(upper) = inner.upper() {
+            hint.set_upper(upper.saturating_sub(resume.skip));
+        }
+        hint
+    }
+}
+
+impl<S, ReqBody, B, C, R, K> ResumeBody<S, ReqBody, B, C, R, K>
+where
+    S: Service<Request<ReqBody>, Response = http::Response<B>>,
+    B: Body,
+    C: ClassifyError<B::Error>,
+    R: CloneRequest<Request<ReqBody>>,
+    K: Schedule,
+{
+    /// Everything but the path of a frame of a body that does not fail: the end of the body, a
+    /// failure and its resume, and the frames of a resumed body. `polled`: what the inner body
+    /// already answered.
+    #[cold]
+    #[inline(never)]
+    #[allow(clippy::type_complexity)]
+    fn poll_resuming(
+        mut this: ResumeBodyProj<'_, S, ReqBody, B, C, R, K>,
+        cx: &mut Context<'_>,
+        mut polled: Option<Poll<Option<Result<Frame<B::Data>, B::Error>>>>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        let Some(resume) = this.resume.as_mut() else {
+            return polled.unwrap_or(Poll::Ready(None));
         };
         let mut skipped_frames = 0;
         loop {
@@ -381,7 +472,11 @@ where
                 }
             }
 
-            let frame = match ready!(this.body.as_mut().poll_frame(cx)) {
+            let answer = match polled.take() {
+                Some(answer) => answer,
+                None => this.body.as_mut().poll_frame(cx),
+            };
+            let frame = match ready!(answer) {
                 Some(Ok(frame)) => frame,
                 Some(Err(error)) => match resume.start(&error, this.history) {
                     Ok(stage) => {
@@ -420,7 +515,7 @@ where
             };
 
             if resume.skip == 0 {
-                // The path of every frame of a body that does not fail.
+                // A frame of a body that was resumed.
                 if let Some(data) = frame.data_ref() {
                     resume.representation.next += data.remaining() as u64;
                 }
@@ -460,42 +555,6 @@ where
                 return Poll::Pending;
             }
         }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        if self.ended {
-            return true;
-        }
-        match &self.resume {
-            None => self.body.is_end_stream(),
-            Some(resume) => self.stage.is_none() && resume.skip == 0 && self.body.is_end_stream(),
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        let Some(resume) = &self.resume else {
-            return if self.ended {
-                SizeHint::with_exact(0)
-            } else {
-                self.body.size_hint()
-            };
-        };
-        if self.stage.is_some() {
-            return resume
-                .representation
-                .remaining()
-                .map_or_else(SizeHint::default, SizeHint::with_exact);
-        }
-        let inner = self.body.size_hint();
-        if resume.skip == 0 {
-            return inner;
-        }
-        let mut hint = SizeHint::new();
-        hint.set_lower(inner.lower().saturating_sub(resume.skip));
-        if let Some(upper) = inner.upper() {
-            hint.set_upper(upper.saturating_sub(resume.skip));
-        }
-        hint
     }
 }
 

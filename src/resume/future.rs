@@ -28,10 +28,14 @@ pin_project! {
     /// It is what `call` returns; nothing to build by hand:
     ///
     /// ```
+    /// use bytes::Bytes;
+    /// use http_body_util::Full;
+    /// use tower::util::BoxService;
     /// use tower_reset::resume::ResponseFuture;
     ///
-    /// fn is_a_future<F: std::future::Future>(_: &F) {}
-    /// # let _ = is_a_future::<ResponseFuture<tower::util::BoxService<http::Request<()>, http::Response<()>, tower::BoxError>, ()>>;
+    /// type Inner = BoxService<http::Request<String>, http::Response<Full<Bytes>>, tower::BoxError>;
+    /// fn is_a_future<F: std::future::Future>() {}
+    /// is_a_future::<ResponseFuture<Inner, String>>();
     /// ```
     pub struct ResponseFuture<S, ReqBody, C = StandardClassifier, R = CloneBody, K = Exponential>
     where

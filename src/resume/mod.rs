@@ -79,8 +79,8 @@
 //!   `ResetRetryLayer` below with [`ResumeBuilder::shared_budget`];
 //! * an optional [`deadline`](ResumeBuilder::deadline), after which no resume starts;
 //! * a backoff: the first resume goes at once (a new connection is the fix), later ones wait for
-//!   the delays of a [`Schedule`](crate::backoff::policy::Schedule) (default
-//!   [`Exponential`](crate::backoff::policy::Exponential));
+//!   the delays of a [`Schedule`] (default
+//!   [`Exponential`]);
 //! * at most [`max_skip`](ResumeBuilder::max_skip) bytes thrown away after a `200` (default 16
 //!   MiB).
 //!

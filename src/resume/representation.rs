@@ -344,7 +344,11 @@ mod tests {
         let fits = headers(&[("etag", "\"v1\""), ("content-range", "bytes 400-999/1000")]);
         assert_eq!(resumable().check(partial, &fits, 0), Ok(Continue::Partial));
 
-        type Case = (StatusCode, &'static [(&'static str, &'static str)], NoResume);
+        type Case = (
+            StatusCode,
+            &'static [(&'static str, &'static str)],
+            NoResume,
+        );
         let cases: [Case; 7] = [
             (
                 partial,

@@ -12,6 +12,8 @@
 
 #[path = "../support/error_chain.rs"]
 mod error_chain;
+#[path = "../support/instant_service.rs"]
+mod instant_service;
 
 mod contract;
 mod memory;

@@ -2,21 +2,19 @@
 //! no more than the frames it is handed, whatever its size; a body that never fails costs no
 //! allocation per frame, and its request one copy. Exact counts, not timings.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, ETAG};
-use http::{HeaderValue, Request, Response};
-use http_body::{Body, Frame};
+use http::Request;
+use http_body::Body;
 use http_body_util::BodyExt;
 use sha2::{Digest, Sha256};
-use tower::{BoxError, Layer, Service, ServiceExt};
+use tower::{Layer, ServiceExt};
 use tower_reset::lab::{Action, Lab, Match};
 use tower_reset::ResumeLayer;
 
+use crate::instant_service::{self, read_all, respond, Frames};
 use crate::scripted::{counting, get, Answer, Scripted};
 use crate::support::{resource, sha256, stack, tagged, Kind, MIB};
 
@@ -110,91 +108,8 @@ fn a_resumed_body_holds_no_more_for_a_larger_body() {
     );
 }
 
-/// A service that answers at once, allocating nothing but its response head, with a body of
-/// `frames` copies of one static chunk.
-#[derive(Clone)]
-struct Frames {
-    frames: usize,
-}
-
-struct Repeat {
-    left: usize,
-}
-
-const CHUNK: &[u8] = &[7; 16 * 1024];
-
-impl Body for Repeat {
-    type Data = Bytes;
-    type Error = std::io::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
-        if self.left == 0 {
-            return Poll::Ready(None);
-        }
-        self.left -= 1;
-        Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(CHUNK)))))
-    }
-}
-
-impl Service<Request<String>> for Frames {
-    type Response = Response<Repeat>;
-    type Error = BoxError;
-    type Future = std::future::Ready<Result<Response<Repeat>, BoxError>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, _: Request<String>) -> Self::Future {
-        let mut response = Response::new(Repeat { left: self.frames });
-        let headers = response.headers_mut();
-        headers.insert(ETAG, HeaderValue::from_static("\"v1\""));
-        headers.insert(CONTENT_LENGTH, HeaderValue::from(self.frames * CHUNK.len()));
-        std::future::ready(Ok(response))
-    }
-}
-
 fn request() -> Request<String> {
-    Request::get("http://example.com/file")
-        .header("accept", "*/*")
-        .header("user-agent", "tower-reset-test")
-        .body(String::new())
-        .unwrap()
-}
-
-/// Reads a body to its end without a runtime (every frame is ready at once).
-trait ReadAll {
-    fn read_all(self: Pin<&mut Self>) -> usize;
-}
-
-impl<B: Body> ReadAll for B {
-    fn read_all(mut self: Pin<&mut Self>) -> usize {
-        let mut cx = Context::from_waker(std::task::Waker::noop());
-        let mut frames = 0;
-        while let Poll::Ready(Some(frame)) = self.as_mut().poll_frame(&mut cx) {
-            assert!(frame.is_ok());
-            frames += 1;
-        }
-        frames
-    }
-}
-
-/// Sends a request and returns the response, without a runtime.
-fn respond<S>(service: &mut S, request: Request<String>) -> S::Response
-where
-    S: Service<Request<String>>,
-    S::Error: std::fmt::Debug,
-{
-    let mut cx = Context::from_waker(std::task::Waker::noop());
-    assert!(service.poll_ready(&mut cx).is_ready());
-    let mut future = std::pin::pin!(service.call(request));
-    match future.as_mut().poll(&mut cx) {
-        Poll::Ready(response) => response.expect("a response"),
-        Poll::Pending => panic!("the answer is immediate"),
-    }
+    instant_service::request(http::Method::GET, 2)
 }
 
 #[test]
@@ -203,21 +118,23 @@ fn a_body_that_never_fails_allocates_nothing_and_its_request_one_copy() {
     let mut bare = Frames { frames };
     let mut resume = ResumeLayer::new().layer(Frames { frames });
     // Warm up lazy statics outside the count.
-    Pin::new(&mut respond(&mut bare, request()).into_body()).read_all();
-    Pin::new(&mut respond(&mut resume, request()).into_body()).read_all();
+    read_all(&mut respond(&mut bare, request()).into_body());
+    read_all(&mut respond(&mut resume, request()).into_body());
 
     let template = request();
     let (copy, clone) = measured(|| template.clone());
     drop(clone);
 
-    let (bare_call, response) = measured(|| respond(&mut bare, request()));
+    let get = request();
+    let (bare_call, response) = measured(|| respond(&mut bare, get));
     let mut body = response.into_body();
-    let (bare_frames, read) = measured(|| Pin::new(&mut body).read_all());
+    let (bare_frames, read) = measured(|| read_all(&mut body));
     assert_eq!(read, frames);
 
-    let (resume_call, response) = measured(|| respond(&mut resume, request()));
+    let get = request();
+    let (resume_call, response) = measured(|| respond(&mut resume, get));
     let mut body = response.into_body();
-    let (resume_frames, read) = measured(|| Pin::new(&mut body).read_all());
+    let (resume_frames, read) = measured(|| read_all(&mut body));
     assert_eq!(read, frames);
     assert_eq!(body.history().gave_up(), None, "a resumable body");
 

@@ -428,6 +428,24 @@ where
     R: CloneRequest<Request<ReqBody>>,
     K: Schedule,
 {
+    /// Ends the body with `error`, or the failure being resumed (the error the caller would
+    /// have had without the layer), for the reason `why`.
+    #[allow(clippy::type_complexity)]
+    fn give_up(
+        this: &mut ResumeBodyProj<'_, S, ReqBody, B, C, R, K>,
+        why: NoResume,
+        error: Option<B::Error>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        event!(debug, %why, "the response body is not resumed");
+        let failure = error.or_else(|| this.failure.take());
+        this.history.gave_up = Some(why);
+        if let Some(resume) = this.resume.take() {
+            resume.record(*this.history);
+        }
+        *this.ended = true;
+        Poll::Ready(failure.map(Err))
+    }
+
     /// Everything but the path of a frame of a body that does not fail: the end of the body, a
     /// failure and its resume, and the frames of a resumed body. `polled`: what the inner body
     /// already answered.
@@ -459,16 +477,7 @@ where
                         }
                         resume.record(*this.history);
                     }
-                    Err(why) => {
-                        let failure = this.failure.take();
-                        return Poll::Ready(give_up(
-                            this.resume,
-                            this.history,
-                            this.ended,
-                            why,
-                            failure,
-                        ));
-                    }
+                    Err(why) => return Self::give_up(&mut this, why, None),
                 }
             }
 
@@ -485,27 +494,12 @@ where
                         *this.failure = Some(error);
                         continue;
                     }
-                    Err(why) => {
-                        return Poll::Ready(give_up(
-                            this.resume,
-                            this.history,
-                            this.ended,
-                            why,
-                            Some(error),
-                        ));
-                    }
+                    Err(why) => return Self::give_up(&mut this, why, Some(error)),
                 },
                 None => {
                     if resume.skip > 0 {
                         // A `200` shorter than what was already delivered: not the same bytes.
-                        let failure = this.failure.take();
-                        return Poll::Ready(give_up(
-                            this.resume,
-                            this.history,
-                            this.ended,
-                            NoResume::Changed,
-                            failure,
-                        ));
+                        return Self::give_up(&mut this, NoResume::Changed, None);
                     }
                     resume.record(*this.history);
                     *this.resume = None;
@@ -525,16 +519,7 @@ where
             // Skipping what the caller already has, from a `200` that started over.
             let mut data = match frame.into_data() {
                 Ok(data) => data,
-                Err(_trailers) => {
-                    let failure = this.failure.take();
-                    return Poll::Ready(give_up(
-                        this.resume,
-                        this.history,
-                        this.ended,
-                        NoResume::Changed,
-                        failure,
-                    ));
-                }
+                Err(_trailers) => return Self::give_up(&mut this, NoResume::Changed, None),
             };
             let len = data.remaining() as u64;
             let skip = len.min(resume.skip);
@@ -556,27 +541,6 @@ where
             }
         }
     }
-}
-
-/// Ends the body with `failure` (the error the caller would have had without the layer), for
-/// the reason `why`.
-fn give_up<T, E, S, ReqBody, C, R, K>(
-    resume: &mut Option<Resumer<S, ReqBody, C, R, K>>,
-    history: &mut ResumeHistory,
-    ended: &mut bool,
-    why: NoResume,
-    failure: Option<E>,
-) -> Option<Result<T, E>>
-where
-    S: Service<Request<ReqBody>>,
-{
-    event!(debug, %why, "the response body is not resumed");
-    history.gave_up = Some(why);
-    if let Some(resume) = resume.take() {
-        resume.record(*history);
-    }
-    *ended = true;
-    failure.map(Err)
 }
 
 impl<S, ReqBody, B, C, R, K> fmt::Debug for ResumeBody<S, ReqBody, B, C, R, K>

@@ -11,7 +11,7 @@ use tower_reset::resume::NoResume;
 use tower_reset::ResumeLayer;
 
 use crate::support::{
-    constant, download, get, logged, range_log, resource, stack, tagged, Kind, MIB,
+    constant, download, get, logged, range_log, reset_once, resource, stack, tagged, Kind, MIB,
 };
 
 /// The body of the acceptance test: 4 MiB.
@@ -109,19 +109,10 @@ async fn a_skip_past_max_skip_is_refused() {
     let whole = Reply::ok()
         .body(body.clone())
         .header(http::header::ETAG, HeaderValue::from_static("\"v1\""));
-    let lab = Kind::HyperUtilH1
-        .lab()
-        .reply(whole)
-        .on(Match::nth(1), Action::ResetAfterBodyBytes(2 * MIB))
-        .start()
-        .await
-        .unwrap();
+    let lab = reset_once(Kind::HyperUtilH1, whole, 2 * MIB).await;
     let layer = ResumeLayer::builder().max_skip(MIB as u64).build().unwrap();
     let got = download(&stack(Kind::HyperUtilH1, layer), get(&lab)).await;
-    got.assert_reset_after_prefix_of(&body);
-    let history = got.history.expect("a history");
-    assert_eq!(history.gave_up(), Some(NoResume::SkipTooLarge));
-    assert_eq!(history.resumes(), 1);
+    got.assert_gave_up(&body, NoResume::SkipTooLarge, 1);
     assert_eq!(lab.counts().received(), 2);
 }
 
@@ -150,10 +141,7 @@ async fn a_changed_resource_ends_with_the_original_error() {
                 .await
                 .unwrap();
             let got = download(&stack(kind, ResumeLayer::new()), get(&lab)).await;
-            got.assert_reset_after_prefix_of(&v1);
-            let history = got.history.expect("a history");
-            assert_eq!(history.gave_up(), Some(NoResume::Changed), "{kind:?}");
-            assert_eq!(history.resumes(), 1, "{kind:?}");
+            got.assert_gave_up(&v1, NoResume::Changed, 1);
             assert_eq!(lab.counts().received(), 2, "{kind:?}");
         }
     }
@@ -169,18 +157,9 @@ async fn no_validator_no_resume() {
             .header(http::header::ETAG, HeaderValue::from_static("W/\"v1\""))
             .ranges();
         for reply in [Reply::ok().body(body.clone()).ranges(), weak] {
-            let lab = kind
-                .lab()
-                .reply(reply)
-                .on(Match::nth(1), Action::ResetAfterBodyBytes(MIB))
-                .start()
-                .await
-                .unwrap();
+            let lab = reset_once(kind, reply, MIB).await;
             let got = download(&stack(kind, ResumeLayer::new()), get(&lab)).await;
-            got.assert_reset_after_prefix_of(&body);
-            let history = got.history.expect("a history");
-            assert_eq!(history.gave_up(), Some(NoResume::NoValidator), "{kind:?}");
-            assert_eq!(history.resumes(), 0);
+            got.assert_gave_up(&body, NoResume::NoValidator, 0);
             assert_eq!(lab.counts().received(), 1, "{kind:?}");
         }
     }
@@ -203,13 +182,7 @@ async fn a_strong_last_modified_date_is_a_validator() {
                 HeaderValue::from_static("Mon, 07 Nov 1994 08:49:37 GMT"),
             )
             .ranges();
-        let lab = kind
-            .lab()
-            .reply(dated)
-            .on(Match::nth(1), Action::ResetAfterBodyBytes(MIB))
-            .start()
-            .await
-            .unwrap();
+        let lab = reset_once(kind, dated, MIB).await;
         let got = download(&stack(kind, ResumeLayer::new()), get(&lab)).await;
         got.assert_whole(&body);
         assert_eq!(got.history.expect("a history").resumes(), 1, "{kind:?}");
@@ -222,26 +195,14 @@ async fn other_methods_are_never_resumed() {
     for kind in Kind::ALL {
         for method in [Method::POST, Method::PUT] {
             let body = resource(SIZE, 8);
-            let lab = kind
-                .lab()
-                .reply(tagged(body.clone(), "\"v1\""))
-                .on(Match::nth(1), Action::ResetAfterBodyBytes(MIB))
-                .start()
-                .await
-                .unwrap();
+            let lab = reset_once(kind, tagged(body.clone(), "\"v1\""), MIB).await;
             let request = Request::builder()
                 .method(method.clone())
                 .uri(lab.url("/file"))
                 .body(Bytes::from_static(b"{}"))
                 .unwrap();
             let got = download(&stack(kind, ResumeLayer::new()), request).await;
-            got.assert_reset_after_prefix_of(&body);
-            let history = got.history.expect("a history");
-            assert_eq!(
-                history.gave_up(),
-                Some(NoResume::NotGet),
-                "{kind:?} {method}"
-            );
+            got.assert_gave_up(&body, NoResume::NotGet, 0);
             let counts = lab.counts();
             assert_eq!(counts.received(), 1, "{kind:?} {method}");
             assert_eq!(counts.executed_by_method(&method), 1, "{kind:?} {method}");
@@ -298,10 +259,7 @@ async fn max_resumes_holds() {
             .build()
             .unwrap();
         let got = download(&stack(kind, layer), get(&lab)).await;
-        got.assert_reset_after_prefix_of(&body);
-        let history = got.history.expect("a history");
-        assert_eq!(history.resumes(), 2, "{kind:?}");
-        assert_eq!(history.gave_up(), Some(NoResume::MaxResumes), "{kind:?}");
+        got.assert_gave_up(&body, NoResume::MaxResumes, 2);
         assert_eq!(lab.counts().received(), 3, "{kind:?}");
     }
 }
@@ -326,10 +284,7 @@ async fn the_deadline_holds() {
             .unwrap();
         let started = tokio::time::Instant::now();
         let got = download(&stack(kind, layer), get(&lab)).await;
-        got.assert_reset_after_prefix_of(&body);
-        let history = got.history.expect("a history");
-        assert_eq!(history.resumes(), 1, "{kind:?}");
-        assert_eq!(history.gave_up(), Some(NoResume::Deadline), "{kind:?}");
+        got.assert_gave_up(&body, NoResume::Deadline, 1);
         assert_eq!(lab.counts().received(), 2, "{kind:?}");
         assert!(
             started.elapsed() < Duration::from_secs(5),

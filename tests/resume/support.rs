@@ -15,7 +15,7 @@ use tower::util::BoxCloneSyncService;
 use tower::{BoxError, ServiceBuilder, ServiceExt};
 use tower_reset::backoff::policy::{Exponential, Jitter, Rng};
 use tower_reset::lab::{Lab, LabBuilder, Match, Reply};
-use tower_reset::resume::{ResumeHistory, ResumeObserver};
+use tower_reset::resume::{NoResume, ResumeHistory, ResumeObserver};
 use tower_reset::{BackoffLayer, FreshConnectionLayer, ResetRetryLayer, ResumeLayer};
 
 pub(crate) const MIB: usize = 1024 * 1024;
@@ -154,6 +154,15 @@ impl Download {
         assert_eq!(sha256(&self.bytes), sha256(expected), "SHA-256");
     }
 
+    /// The body failed with a reset, after `resumes` resumes, because of `why`, and delivered
+    /// nothing but a prefix of `expected`.
+    pub(crate) fn assert_gave_up(&self, expected: &[u8], why: NoResume, resumes: u32) {
+        self.assert_reset_after_prefix_of(expected);
+        let history = self.history.expect("a history");
+        assert_eq!(history.gave_up(), Some(why), "{history:?}");
+        assert_eq!(history.resumes(), resumes, "{history:?}");
+    }
+
     /// The body failed with the reset of the first connection, and what it delivered before
     /// is a prefix of `expected`.
     pub(crate) fn assert_reset_after_prefix_of(&self, expected: &[u8]) {
@@ -210,6 +219,20 @@ pub(crate) async fn download(stack: &Stack, mut request: Request<Bytes>) -> Down
         .expect("the download ends in time");
     download.history = observer.get();
     download
+}
+
+/// A lab of `kind`'s protocol serving `reply`, whose first response is reset after `cut` bytes
+/// of its body.
+pub(crate) async fn reset_once(kind: Kind, reply: Reply, cut: usize) -> Lab {
+    kind.lab()
+        .reply(reply)
+        .on(
+            Match::nth(1),
+            tower_reset::lab::Action::ResetAfterBodyBytes(cut),
+        )
+        .start()
+        .await
+        .expect("start a lab")
 }
 
 /// A `GET` of `lab`'s `/file`.

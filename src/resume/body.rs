@@ -5,7 +5,7 @@ use std::fmt;
 use std::future::Future;
 use std::hash::{BuildHasher, RandomState};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
@@ -66,7 +66,9 @@ enum Stage<F, Req> {
         request: Option<Req>,
     },
     Calling {
-        future: Pin<Box<F>>,
+        // In a `Mutex` only so that the body is `Sync` whenever the future is `Send` (a client's
+        // response future rarely is `Sync`); it is reached through `get_mut`, never locked.
+        future: Mutex<Pin<Box<F>>>,
     },
 }
 
@@ -316,10 +318,11 @@ where
                     };
                     // The service was just polled ready: it takes the request.
                     *stage = Stage::Calling {
-                        future: Box::pin(self.service.call(request)),
+                        future: Mutex::new(Box::pin(self.service.call(request))),
                     };
                 }
                 Stage::Calling { future } => {
+                    let future = future.get_mut().unwrap_or_else(PoisonError::into_inner);
                     let Ok(response) = ready!(future.as_mut().poll(cx)) else {
                         return Poll::Ready(Err(NoResume::ResumeFailed));
                     };

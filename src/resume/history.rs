@@ -182,7 +182,9 @@ impl ResumeObserver {
         observer
     }
 
-    /// The latest history recorded; `None` before the response head arrived.
+    /// The latest history recorded; `None` until the layer has decided about the body: when the
+    /// request is sent for a request it will not resume (not a `GET`), when the response head
+    /// arrives otherwise.
     pub fn get(&self) -> Option<ResumeHistory> {
         *self.slot.lock().unwrap_or_else(PoisonError::into_inner)
     }

@@ -35,6 +35,10 @@ async fn the_contract_stack_resumes_over_the_legacy_client() {
         .body(Full::default())
         .unwrap();
     let response = service.ready().await.unwrap().call(request).await.unwrap();
+    // The body can go anywhere a body goes: boxed with `BodyExt::boxed`, into a server's
+    // response, across threads.
+    fn send_sync<T: Send + Sync + 'static>(_: &T) {}
+    send_sync(response.body());
     let mut body_stream = response.into_body();
     let mut got = Vec::new();
     while let Some(frame) = body_stream.frame().await {

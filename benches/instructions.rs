@@ -19,6 +19,23 @@ use crate::instant_service::{request, send, Answer, CloneGets, Request, Response
 /// Requests sent per run: enough that start-up is noise next to them.
 const REQUESTS: usize = 100_000;
 
+/// Requests per run of the body variants.
+const BODY_REQUESTS: usize = 10_000;
+
+/// Sends requests whose responses have a body of `frames` frames, and reads every frame.
+fn run_bodies<S, B>(mut service: S, frames: usize)
+where
+    S: Service<Request, Response = http::Response<B>>,
+    S::Error: std::fmt::Debug,
+    B: http_body::Body + Unpin,
+    B::Error: std::fmt::Debug,
+{
+    for _ in 0..BODY_REQUESTS {
+        let read = instant_service::send_and_read(&mut service, request(http::Method::GET, 8));
+        assert_eq!(black_box(read), frames);
+    }
+}
+
 fn run<S>(mut service: S, method: http::Method)
 where
     S: Service<Request, Response = Response, Error = BoxError>,
@@ -75,6 +92,23 @@ fn main() {
                 .service(Answer),
             get,
         ),
+        // `body-bare-<frames>` and `body-resume-<frames>`: a GET whose body has that many frames.
+        body if body.starts_with("body-") => {
+            let frames: usize = body
+                .rsplit('-')
+                .next()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(64);
+            let answer = instant_service::Frames { frames };
+            if body.starts_with("body-bare-") {
+                run_bodies(answer, frames);
+            } else {
+                #[cfg(feature = "resume")]
+                run_bodies(tower_reset::ResumeLayer::new().layer(answer), frames);
+                #[cfg(not(feature = "resume"))]
+                eprintln!("body-resume-* needs the `resume` feature");
+            }
+        }
         _ => eprintln!("usage: instructions <variant> (see benches/instructions.sh)"),
     }
 }

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "valgrind is needed (apt-get install valgrind)"; exit 1; }
 
-binary=$(cargo bench --bench instructions --no-run --message-format=json 2>/dev/null \
+binary=$(cargo bench --bench instructions --features resume --no-run --message-format=json 2>/dev/null \
     | sed -n 's/.*"executable":"\([^"]*instructions[^"]*\)".*/\1/p' | tail -1)
 requests=100000
 out=$(mktemp -d)
@@ -35,4 +35,20 @@ get_retry=$(per_request "$(count get-reset-retry)")
 get_stack=$(per_request "$(count get-stack)")
 get_full=$(per_request "$(count get-full-stack)")
 echo "| retryable GET, 8 headers | $get_bare | $get_tower (+$((get_tower - get_bare))) | $get_retry (+$((get_retry - get_bare))) | — | — | $get_stack (+$((get_stack - get_bare))) | $get_full (+$((get_full - get_bare))) |"
+
+# A body read frame by frame: what ResumeLayer adds to a GET whose body never fails. The call
+# copies the request once; each frame is counted on its way through. Two body sizes tell the
+# two apart.
+body_requests=10000
+per_body() { echo $(( $(count "$1") / body_requests )); }
+bare_1=$(per_body body-bare-1)
+resume_1=$(per_body body-resume-1)
+bare_64=$(per_body body-bare-64)
+resume_64=$(per_body body-resume-64)
+echo
+echo "| GET, 8 headers, body read to its end | bare | ResumeLayer |"
+echo "|---|---|---|"
+echo "| 1 frame | $bare_1 | $resume_1 (+$((resume_1 - bare_1))) |"
+echo "| 64 frames | $bare_64 | $resume_64 (+$((resume_64 - bare_64))) |"
+echo "| per frame added | | $(( ((resume_64 - bare_64) - (resume_1 - bare_1)) / 63 )) |"
 rm -rf "$out"

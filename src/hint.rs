@@ -80,7 +80,7 @@ fn parse_retry_after(value: &[u8], now: SystemTime) -> Option<Duration> {
     )
 }
 
-fn trim(value: &[u8]) -> &[u8] {
+pub(crate) fn trim(value: &[u8]) -> &[u8] {
     let start = value
         .iter()
         .position(|b| !b.is_ascii_whitespace())
@@ -93,7 +93,7 @@ fn trim(value: &[u8]) -> &[u8] {
 }
 
 /// A non-empty run of ASCII digits, saturating at `u64::MAX`.
-fn parse_digits(value: &[u8]) -> Option<u64> {
+pub(crate) fn parse_digits(value: &[u8]) -> Option<u64> {
     if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
         return None;
     }
@@ -108,7 +108,7 @@ fn parse_digits(value: &[u8]) -> Option<u64> {
 /// * IMF-fixdate: `Sun, 06 Nov 1994 08:49:37 GMT`
 /// * RFC 850: `Sunday, 06-Nov-94 08:49:37 GMT`
 /// * asctime: `Sun Nov  6 08:49:37 1994`
-fn parse_http_date(value: &[u8]) -> Option<u64> {
+pub(crate) fn parse_http_date(value: &[u8]) -> Option<u64> {
     let text = std::str::from_utf8(value).ok()?;
     let (day, month, year, time) = if let Some((_, rest)) = text.split_once(", ") {
         if rest.len() == 24 && rest.as_bytes()[2] == b' ' {

@@ -23,6 +23,7 @@
 //! | [`ResetRetryLayer`] | **whether** a failed request may be tried again | [`reset_retry`] |
 //! | [`BackoffLayer`] | **when** the next attempt may go out | [`backoff`] |
 //! | [`FreshConnectionLayer`] | **on which connection** it goes out | [`fresh_connection`] |
+//! | `ResumeLayer` (feature `resume`) | a `GET` **body** that breaks part-way continues, by range request | `resume` |
 //!
 //! Each retry carries an [`AttemptRecord`](attempt::AttemptRecord) in its request extensions, so
 //! that layers below can act on it (see [`attempt`]).
@@ -81,14 +82,15 @@
 //! | feature | what it adds |
 //! |---|---|
 //! | `replay` | [`replay::ReplayBody`]: retry requests whose body is not `Clone` (streams, hyper `Incoming`, tonic); implied by `hyper`, `tonic`, `reqwest` |
-//! | `hyper` | `hyper::Error`: canceled (never sent), incomplete message (unknown outcome) |
+//! | `resume` | [`resume::ResumeLayer`]: a `GET` response body that fails part-way continues with `Range` and `If-Range`, never mixing two versions; implied by `hyper` |
+//! | `hyper` | `hyper::Error`: canceled (never sent), incomplete message (unknown outcome); implies `replay` and `resume` |
 //! | `hyper-util` | hyper-util legacy client connect errors (never sent); implies `hyper` |
 //! | `h2` | `h2::Error`: `REFUSED_STREAM`, `GOAWAY`, and the io error inside |
 //! | `tonic` | `tonic::Status` and `tonic::transport::Error` (classified through their source, never by the code), and [`tonic`]: the stack over a `Channel` and generated clients; implies `h2`, `hyper`, `replay` |
 //! | `reqwest` | `reqwest::Error` connect errors, and `tower_reset::reqwest::HttpClient` to run the stack over a `reqwest::Client`; implies `hyper-util` |
 //! | `reqwest-middleware` | [`reqwest_middleware::ResetRetryMiddleware`]: the stack as a reqwest-middleware `Middleware`; implies `reqwest` |
 //! | `tracing` | `tracing` events for each retry and each refusal to retry |
-//! | `lab` | [`lab::Lab`]: an in-process loopback HTTP/1.1 and HTTP/2 server whose resets, closes, refusals and restarts are scripted per connection and per request, and that counts what it received and executed, to test any client |
+//! | `lab` | [`lab::Lab`]: an in-process loopback HTTP/1.1 and HTTP/2 server whose resets, closes, refusals and restarts are scripted per connection and per request, that answers range requests, and that counts what it received, executed and sent, to test any client |
 
 // Links to items of features that are off in this build point to docs.rs instead.
 #![cfg_attr(
@@ -138,6 +140,8 @@ pub mod reqwest;
 #[cfg(feature = "reqwest-middleware")]
 pub mod reqwest_middleware;
 pub mod reset_retry;
+#[cfg(feature = "resume")]
+pub mod resume;
 #[cfg(feature = "tonic")]
 pub mod tonic;
 mod trace;
@@ -158,3 +162,5 @@ pub use self::backoff::{Backoff, BackoffLayer};
 pub use self::fresh_connection::FreshConnection;
 pub use self::fresh_connection::FreshConnectionLayer;
 pub use self::reset_retry::{ResetRetry, ResetRetryLayer};
+#[cfg(feature = "resume")]
+pub use self::resume::ResumeLayer;

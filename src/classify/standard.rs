@@ -133,6 +133,13 @@ classify_by_chain! {
     reqwest_middleware::Error,
 }
 
+/// An error that cannot happen (the body of `Full`, `Empty`, `String`) is never a failure.
+impl ClassifyError<std::convert::Infallible> for StandardClassifier {
+    fn classify_error(&self, error: &std::convert::Infallible) -> Option<FailureClass> {
+        match *error {}
+    }
+}
+
 impl ClassifyError<Box<dyn Error + Send + Sync>> for StandardClassifier {
     fn classify_error(&self, error: &Box<dyn Error + Send + Sync>) -> Option<FailureClass> {
         chain::classify(&**error)

@@ -21,6 +21,8 @@ use http::{HeaderName, HeaderValue, StatusCode};
 /// | [`ResetInHead`](Action::ResetInHead) | yes | yes | a reset while reading the response head |
 /// | [`ResetInBody`](Action::ResetInBody) | yes | yes | a response whose body fails with a reset |
 /// | [`CloseInBody`](Action::CloseInBody) | yes | yes | a response whose body ends early |
+/// | [`ResetAfterBodyBytes`](Action::ResetAfterBodyBytes) | yes | yes | a response whose body fails with a reset after `n` bytes |
+/// | [`CloseAfterBodyBytes`](Action::CloseAfterBodyBytes) | yes | yes | a response whose body ends after `n` bytes |
 /// | [`RefuseStream`](Action::RefuseStream) (HTTP/2) | no | **no** | `RST_STREAM(REFUSED_STREAM)` |
 /// | [`GoAway`](Action::GoAway) (HTTP/2) | no | **no** | `GOAWAY(NO_ERROR)` whose last stream is below this one |
 ///
@@ -66,6 +68,19 @@ pub enum Action {
     ResetInBody,
     /// Like [`ResetInBody`](Action::ResetInBody), but closes the connection (`FIN`) instead.
     CloseInBody,
+    /// Reads the whole request (executed), writes the head and the first `n` bytes of the body
+    /// of the lab's reply (all of it when it is shorter), then resets the connection. The reply
+    /// is the answer to this request: for a reply that serves ranges (see [`Reply::ranges`]),
+    /// the `n` bytes are those of the range asked for, so that a client resuming a download
+    /// meets the reset again `n` bytes further on.
+    ///
+    /// On a lab with such an action every connection's send buffer is kept small, so that the
+    /// bytes written before the reset are the bytes that reached the client, give or take a few
+    /// KiB, rather than megabytes that the reset throws away.
+    ResetAfterBodyBytes(usize),
+    /// Like [`ResetAfterBodyBytes`](Action::ResetAfterBodyBytes), but closes the connection
+    /// (`FIN`) instead.
+    CloseAfterBodyBytes(usize),
     /// HTTP/2 only: answers the stream with `RST_STREAM(REFUSED_STREAM)` as soon as its headers
     /// arrive; the request is not executed and the connection stays open.
     RefuseStream,
@@ -86,6 +101,61 @@ impl Action {
     pub(crate) fn is_http2_only(&self) -> bool {
         matches!(self, Self::RefuseStream | Self::GoAway)
     }
+
+    /// Whether this action cuts a body after a number of bytes.
+    pub(crate) fn cuts_after_bytes(&self) -> bool {
+        matches!(
+            self,
+            Self::ResetAfterBodyBytes(_) | Self::CloseAfterBodyBytes(_)
+        )
+    }
+
+    /// Where this action cuts a reply whose body is `body_len` bytes long, if it is one of the
+    /// actions that write part of the reply.
+    pub(crate) fn cut(&self, body_len: usize) -> Option<Cut> {
+        let half_body = || {
+            if body_len == 0 {
+                // An empty body cannot be cut: the head is.
+                CutAt::Head
+            } else {
+                CutAt::Body(half(body_len))
+            }
+        };
+        let (at, end) = match self {
+            Self::ResetInHead => (CutAt::Head, Disconnect::Reset),
+            Self::ResetInBody => (half_body(), Disconnect::Reset),
+            Self::CloseInBody => (half_body(), Disconnect::Fin),
+            Self::ResetAfterBodyBytes(n) => (CutAt::Body((*n).min(body_len)), Disconnect::Reset),
+            Self::CloseAfterBodyBytes(n) => (CutAt::Body((*n).min(body_len)), Disconnect::Fin),
+            _ => return None,
+        };
+        Some(Cut { at, end })
+    }
+}
+
+/// Half of `len`, at least 1 when `len` is not 0.
+pub(crate) fn half(len: usize) -> usize {
+    if len == 0 {
+        0
+    } else {
+        (len / 2).max(1)
+    }
+}
+
+/// Where an action stops writing a reply, and how it then ends the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Cut {
+    pub(crate) at: CutAt,
+    pub(crate) end: Disconnect,
+}
+
+/// Where a reply is cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CutAt {
+    /// In the middle of the head.
+    Head,
+    /// After the head and this many bytes of the body.
+    Body(usize),
 }
 
 impl Default for Action {
@@ -131,6 +201,7 @@ pub struct Reply {
     pub(crate) delay: Duration,
     pub(crate) slices: usize,
     pub(crate) pause: Duration,
+    pub(crate) ranges: bool,
 }
 
 impl Reply {
@@ -144,6 +215,7 @@ impl Reply {
             delay: Duration::ZERO,
             slices: 1,
             pause: Duration::ZERO,
+            ranges: false,
         }
     }
 
@@ -183,6 +255,54 @@ impl Reply {
     pub fn sliced(mut self, pieces: usize, pause: Duration) -> Self {
         self.slices = pieces.max(1);
         self.pause = pause;
+        self
+    }
+
+    /// Serves the body as a resource that answers range requests (RFC 9110 §14), as a file or
+    /// object server does, for a `200` reply to a `GET`:
+    ///
+    /// * one satisfiable range (`bytes=a-b`, `bytes=a-`, `bytes=-n`) gets `206 Partial Content`
+    ///   with those bytes and `Content-Range: bytes a-b/len`;
+    /// * an unsatisfiable one gets `416 Range Not Satisfiable` with `Content-Range: bytes */len`;
+    /// * a request with `If-Range` that does not name this reply's version gets the whole body,
+    ///   `200`: an entity tag must equal the reply's strong `ETag` header, a date its
+    ///   `Last-Modified` header, exactly (set them with [`header`](Reply::header));
+    /// * anything else (no `Range`, several ranges, another unit) gets the whole body.
+    ///
+    /// Every answer carries `Accept-Ranges: bytes`. Without this, the lab ignores `Range`, as a
+    /// server without range support does. A resource that changes between requests is a rule
+    /// whose reply has another body and another `ETag`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http::{header, HeaderValue};
+    /// use tower_reset::lab::{Action, Lab, Match, Reply};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// let v1 = Reply::ok()
+    ///     .body(vec![1u8; 1 << 20])
+    ///     .header(header::ETAG, HeaderValue::from_static("\"v1\""))
+    ///     .ranges();
+    /// let v2 = Reply::ok()
+    ///     .body(vec![2u8; 1 << 20])
+    ///     .header(header::ETAG, HeaderValue::from_static("\"v2\""))
+    ///     .ranges();
+    /// let lab = Lab::builder()
+    ///     .reply(v1)
+    ///     // The first response is reset after 64 KiB of its body...
+    ///     .on(Match::nth(1), Action::ResetAfterBodyBytes(64 * 1024))
+    ///     // ... and from the third request on, the resource is another version.
+    ///     .on(Match::when(|request| request.nth() >= 3), v2)
+    ///     .start()
+    ///     .await?;
+    /// # let _ = lab;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn ranges(mut self) -> Self {
+        self.ranges = true;
         self
     }
 

@@ -178,6 +178,7 @@ impl LabBuilder {
         let addr = listener.local_addr()?;
         let (kill, _) = watch::channel(0);
         let shared = Arc::new(Shared {
+            small_send_buffer: script.cuts_after_bytes(),
             http2: self.http2,
             request_id: self.request_id,
             echo_request_id: self.echo_request_id,

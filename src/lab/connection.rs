@@ -17,6 +17,10 @@ use super::{http1, http2, lock, Conn, Shared};
 const DRAIN_TIME: Duration = Duration::from_secs(1);
 const DRAIN_LIMIT: usize = 16 * 1024 * 1024;
 
+/// The send buffer of a lab whose script cuts bodies after a number of bytes (Linux doubles
+/// it).
+const SMALL_SEND_BUFFER: usize = 8 * 1024;
+
 /// How a connection task ends its connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum End {
@@ -46,6 +50,11 @@ pub(super) async fn accept_loop(
             continue;
         };
         let _ = stream.set_nodelay(true);
+        if shared.small_send_buffer {
+            // The kernel throws away what a reset leaves in the send buffer: keep it small, so
+            // that a body cut after n bytes delivers about n bytes.
+            let _ = socket2::SockRef::from(&stream).set_send_buffer_size(SMALL_SEND_BUFFER);
+        }
         let (nth, at_accept) = {
             let mut state = shared.lock();
             let nth = state.counts.accept();

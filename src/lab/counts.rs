@@ -34,6 +34,7 @@ pub struct Counts {
     pub(crate) accept_hits: Vec<u64>,
     pub(crate) idle_disconnects: usize,
     pub(crate) forgotten_resets: usize,
+    pub(crate) body_bytes: u64,
     pub(crate) requests: Vec<RequestRecord>,
 }
 
@@ -114,6 +115,13 @@ impl Counts {
     /// [`Lab::forget_connections`](super::Lab::forget_connections)).
     pub fn forgotten_resets(&self) -> usize {
         self.forgotten_resets
+    }
+
+    /// Response body bytes the lab sent, over all responses: written to the socket (HTTP/1.1),
+    /// or handed to the stream (HTTP/2, where a connection that dies early may have sent
+    /// fewer). What a client that resumes downloads costs the server.
+    pub fn body_bytes(&self) -> u64 {
+        self.body_bytes
     }
 
     /// Every request received, in arrival order.

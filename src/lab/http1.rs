@@ -13,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use super::action::{Action, Idle, Reply};
+use super::action::{half, Action, CutAt, Idle, Reply};
 use super::connection::End;
 use super::Conn;
 
@@ -68,31 +68,36 @@ pub(super) async fn serve(stream: &mut TcpStream, conn: &Conn) -> End {
         let echo = conn.echo(&head.headers);
         let echo = echo.as_ref();
         let head_only = head.method == Method::HEAD;
-        let reply = &conn.shared.reply;
         let result = match &received.action {
-            Action::Reply(reply) => write_reply(stream, reply, echo, head_only).await,
+            Action::Reply(reply) => {
+                let reply = reply.for_request(&head.method, &head.headers);
+                write_reply(stream, &reply, echo, head_only, conn).await
+            }
             Action::ResetAfterRequest => return End::RESET,
             Action::CloseAfterRequest => return End::FIN,
-            Action::ResetInHead | Action::ResetInBody | Action::CloseInBody => {
-                let mut bytes = response_head(reply, echo);
-                if received.action == Action::ResetInHead || reply.body.is_empty() {
-                    // An empty body cannot be cut: the head is.
-                    bytes.truncate(half(bytes.len()));
-                } else {
-                    bytes.extend_from_slice(&reply.body[..half(reply.body.len())]);
-                }
-                let _ = stream.write_all(&bytes).await;
-                return if received.action == Action::CloseInBody {
-                    End::FIN
-                } else {
-                    End::RESET
+            action => {
+                let reply = conn.shared.reply.for_request(&head.method, &head.headers);
+                // Every other action cuts the reply; those that end before the body were
+                // handled above.
+                let Some(cut) = action.cut(reply.body.len()) else {
+                    return End::RESET;
                 };
+                let mut bytes = response_head(&reply, echo);
+                let body = match cut.at {
+                    CutAt::Head => {
+                        bytes.truncate(half(bytes.len()));
+                        &[][..]
+                    }
+                    CutAt::Body(n) => &reply.body[..n],
+                };
+                if stream.write_all(&bytes).await.is_ok()
+                    && !body.is_empty()
+                    && stream.write_all(body).await.is_ok()
+                {
+                    conn.count_body(body.len());
+                }
+                return End::Disconnect(cut.end);
             }
-            // Handled above, before the body was read.
-            Action::ResetAfterHead
-            | Action::CloseAfterHead
-            | Action::RefuseStream
-            | Action::GoAway => return End::RESET,
         };
         if result.is_err() {
             return End::Drop;
@@ -399,6 +404,7 @@ async fn write_reply(
     reply: &Reply,
     echo: Option<&(HeaderName, HeaderValue)>,
     head_only: bool,
+    conn: &Conn,
 ) -> io::Result<()> {
     if !reply.delay.is_zero() {
         tokio::time::sleep(reply.delay).await;
@@ -411,13 +417,16 @@ async fn write_reply(
     };
     let mut pieces = pieces.into_iter();
     // The head goes out with the first piece, in one write.
-    if let Some(first) = pieces.next() {
+    let first = pieces.next().map_or(0, |first| {
         head.extend_from_slice(&first);
-    }
+        first.len()
+    });
     stream.write_all(&head).await?;
+    conn.count_body(first);
     for piece in pieces {
         pause(reply.pause).await;
         stream.write_all(&piece).await?;
+        conn.count_body(piece.len());
     }
     Ok(())
 }
@@ -425,14 +434,5 @@ async fn write_reply(
 async fn pause(pause: Duration) {
     if !pause.is_zero() {
         tokio::time::sleep(pause).await;
-    }
-}
-
-/// Half of `len`, at least 1 when `len` is not 0.
-pub(super) fn half(len: usize) -> usize {
-    if len == 0 {
-        0
-    } else {
-        (len / 2).max(1)
     }
 }

@@ -17,9 +17,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::action::{Action, Idle, Reply};
+use super::action::{Action, CutAt, Idle, Reply};
 use super::connection::End;
-use super::http1::{half, MAX_BODY};
+use super::http1::MAX_BODY;
 use super::tap::{Tap, TapIo};
 use super::{Conn, Received};
 
@@ -86,6 +86,8 @@ pub(super) async fn serve(slot: Arc<Mutex<Option<TcpStream>>>, conn: &Conn) -> E
                     commands: commands.clone(),
                     echo: conn.echo(&parts.headers),
                     head_only: parts.method == Method::HEAD,
+                    method: parts.method,
+                    headers: parts.headers,
                 };
                 streams.spawn(handler.run(body, respond, received, goaway));
             }
@@ -129,6 +131,9 @@ struct Handler {
     commands: mpsc::UnboundedSender<End>,
     echo: Option<(HeaderName, HeaderValue)>,
     head_only: bool,
+    /// The request's method and headers, which a reply that serves ranges answers.
+    method: Method,
+    headers: http::HeaderMap,
 }
 
 impl Handler {
@@ -157,54 +162,55 @@ impl Handler {
         }
         self.conn.execute(received.nth);
 
-        let reply = &self.conn.shared.reply;
         match received.action {
             Action::Reply(reply) => {
+                let reply = reply.for_request(&self.method, &self.headers);
                 let _ = self.send(&mut respond, &reply).await;
             }
             Action::ResetAfterRequest => self.end(End::RESET).await,
             Action::CloseAfterRequest => self.end(End::FIN).await,
-            Action::ResetInBody | Action::CloseInBody if !reply.body.is_empty() => {
-                let end = if received.action == Action::ResetInBody {
-                    End::RESET
-                } else {
-                    End::FIN
-                };
-                let id = self.id;
-                self.tap.watch_data(id);
-                let part = reply.body.slice(..half(reply.body.len()));
-                let len = part.len();
-                let stream = respond
-                    .send_response(self.head(reply), false)
-                    .and_then(|mut stream| stream.send_data(part, false).map(|()| stream));
-                if stream.is_ok() {
-                    self.wait(|tap| tap.data_sent.get(&id).is_some_and(|sent| *sent >= len))
-                        .await;
-                }
-                self.end(end).await;
-                drop(stream);
-            }
-            // An empty body cannot be cut: the head is.
-            Action::ResetInHead | Action::ResetInBody | Action::CloseInBody => {
-                let end = if received.action == Action::CloseInBody {
-                    End::FIN
-                } else {
-                    End::RESET
-                };
-                let id = self.id;
-                self.tap.cut_headers(id);
-                let stream = respond.send_response(self.head(reply), false);
-                if stream.is_ok() {
-                    self.wait(|tap| tap.cut_sent.contains(&id)).await;
-                }
-                self.end(end).await;
-                drop(stream);
-            }
             // Handled above, before the body was read.
             Action::ResetAfterHead
             | Action::CloseAfterHead
             | Action::RefuseStream
             | Action::GoAway => {}
+            // Every other action cuts the lab's reply.
+            action => {
+                let reply = self
+                    .conn
+                    .shared
+                    .reply
+                    .for_request(&self.method, &self.headers);
+                let Some(cut) = action.cut(reply.body.len()) else {
+                    return self.end(End::RESET).await;
+                };
+                let id = self.id;
+                let stream = match cut.at {
+                    CutAt::Body(n) => {
+                        self.tap.watch_data(id);
+                        let part = reply.body.slice(..n);
+                        let stream = respond
+                            .send_response(self.head(&reply), false)
+                            .and_then(|mut stream| stream.send_data(part, false).map(|()| stream));
+                        if stream.is_ok() {
+                            self.conn.count_body(n);
+                            self.wait(|tap| tap.data_sent.get(&id).is_some_and(|sent| *sent >= n))
+                                .await;
+                        }
+                        stream
+                    }
+                    CutAt::Head => {
+                        self.tap.cut_headers(id);
+                        let stream = respond.send_response(self.head(&reply), false);
+                        if stream.is_ok() {
+                            self.wait(|tap| tap.cut_sent.contains(&id)).await;
+                        }
+                        stream
+                    }
+                };
+                self.end(End::Disconnect(cut.end)).await;
+                drop(stream);
+            }
         }
     }
 
@@ -229,7 +235,9 @@ impl Handler {
             if index > 0 && !reply.pause.is_zero() {
                 tokio::time::sleep(reply.pause).await;
             }
+            let len = piece.len();
             stream.send_data(piece, index == last && !trailers)?;
+            self.conn.count_body(len);
         }
         if trailers {
             let mut map = http::HeaderMap::with_capacity(reply.trailers.len());

@@ -111,6 +111,7 @@ mod connection;
 mod counts;
 mod http1;
 mod http2;
+mod range;
 mod script;
 mod tap;
 
@@ -182,6 +183,9 @@ struct Shared {
     request_id: HeaderName,
     echo_request_id: bool,
     idle: Option<(Duration, Idle)>,
+    /// Whether connections get a small send buffer (the script cuts bodies after a number of
+    /// bytes: see [`Action::ResetAfterBodyBytes`]).
+    small_send_buffer: bool,
     /// The reply cut by the `…In…` actions.
     reply: Reply,
     state: Mutex<State>,
@@ -439,6 +443,13 @@ impl Conn {
     /// Counts a connection reset because it was forgotten.
     fn count_forgotten(&self) {
         self.shared.lock().counts.forgotten_resets += 1;
+    }
+
+    /// Counts response body bytes sent.
+    fn count_body(&self, bytes: usize) {
+        if bytes > 0 {
+            self.shared.lock().counts.body_bytes += bytes as u64;
+        }
     }
 
     /// Counts a connection dropped by the idle timeout.

@@ -374,6 +374,12 @@ impl Script {
         Ok(())
     }
 
+    /// Whether any action cuts a body after a number of bytes.
+    pub(crate) fn cuts_after_bytes(&self) -> bool {
+        self.default.cuts_after_bytes()
+            || self.rules.iter().any(|rule| rule.action.cuts_after_bytes())
+    }
+
     /// The action for this request, and the index of the rule that chose it (`None`: default).
     pub(crate) fn choose(&mut self, request: &RequestInfo<'_>) -> (Option<usize>, Action) {
         for (index, rule) in self.rules.iter_mut().enumerate() {

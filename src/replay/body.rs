@@ -182,11 +182,15 @@ impl<B> ReplayBody<B> {
         self.shared.get().is_some_and(|shared| shared.lock().capped)
     }
 
-    /// Whether the original body has been read to its end (by any copy).
+    /// Whether the original body has been read to its end (by any copy). A copy of an empty
+    /// body, which shares nothing with the original, is complete from the start: there is
+    /// nothing to wait for.
     pub fn is_complete(&self) -> bool {
         match self.shared.get() {
             Some(shared) => shared.lock().ended,
-            None => false,
+            // The original (or a body never copied) holds its body; a copy of an empty one does
+            // not.
+            None => self.body.is_none(),
         }
     }
 

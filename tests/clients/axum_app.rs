@@ -1,8 +1,13 @@
 //! An axum app whose one handler calls the lab upstream through the hyper-util stack kept in its
 //! `State` (as `examples/axum_proxy` does): `ReplayBodyLayer` (the incoming body is a stream) →
-//! `ResetRetryLayer` → `BackoffLayer` → `FreshConnectionLayer::new()`. The handler answers `502`
-//! when the upstream call fails, and says in `x-upstream-attempts` how many attempts it made.
-//! The matrix's requests reach the app from a plain hyper-util client, over loopback.
+//! `ResumeLayer` → `ResetRetryLayer` → `BackoffLayer` → `FreshConnectionLayer::new()`. The
+//! handler streams the upstream body to its own client (resumed, if it breaks), answers `502`
+//! when the upstream call fails, and says in `x-upstream-attempts` how many attempts it made; the
+//! resumes of the upstream body are kept, by request id, for the test to read once the body is
+//! over. The matrix's requests reach the app from a plain hyper-util client, over loopback.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -22,11 +27,13 @@ use tower_reset::attempt::HistoryObserver;
 use tower_reset::classify::FailureClass;
 use tower_reset::lab::Lab;
 use tower_reset::replay::{ReplayBody, ReplayBodyLayer};
+use tower_reset::resume::ResumeObserver;
 use tower_reset::FreshConnectionLayer;
 
 use crate::matrix::Client as Column;
 use crate::support::{
-    backoff_layer, describe, retry_layer, BoxFuture, Call, End, Observed, Sender,
+    backoff_layer, boxed, describe, resume_layer, retry_layer, BoxBody, BoxFuture, Call, End,
+    Observed, Sender, REQUEST_ID,
 };
 
 /// How many attempts the upstream call made, on every answer of the app.
@@ -34,21 +41,27 @@ const UPSTREAM_ATTEMPTS: HeaderName = HeaderName::from_static("x-upstream-attemp
 /// The class of each failed upstream attempt, comma-separated.
 const UPSTREAM_FAILURES: HeaderName = HeaderName::from_static("x-upstream-failures");
 
-type Upstream = BoxCloneSyncService<Request, http::Response<hyper::body::Incoming>, BoxError>;
+type Upstream = BoxCloneSyncService<Request, http::Response<BoxBody>, BoxError>;
 
-/// What every handler shares: the upstream client (clones share its pool and retry budget), and
-/// where it sends requests.
+/// The `ResumeObserver` of each upstream call, by request id.
+type Resumes = Arc<Mutex<HashMap<String, ResumeObserver>>>;
+
+/// What every handler shares: the upstream client (clones share its pool and retry budget),
+/// where it sends requests, and the resumes of each upstream body.
 #[derive(Clone)]
 struct AppState {
     upstream: Upstream,
     base: String,
+    resumes: Resumes,
 }
 
 fn upstream() -> Upstream {
     let client: Client<HttpConnector, ReplayBody<Body>> =
         Client::builder(TokioExecutor::new()).build_http();
     let stack = ServiceBuilder::new()
+        .map_response(boxed)
         .layer(ReplayBodyLayer::new()) // the body, replayable
+        .layer(resume_layer()) // a body that breaks continues
         .layer(retry_layer()) // whether
         .layer(backoff_layer()) // when
         .layer(FreshConnectionLayer::new()) // which connection
@@ -56,10 +69,11 @@ fn upstream() -> Upstream {
     BoxCloneSyncService::new(stack)
 }
 
-fn router(base: String) -> Router {
+fn router(base: String, resumes: Resumes) -> Router {
     Router::new().fallback(forward).with_state(AppState {
         upstream: upstream(),
         base,
+        resumes,
     })
 }
 
@@ -73,6 +87,14 @@ async fn forward(State(app): State<AppState>, request: Request) -> Response {
     parts.headers.remove(http::header::HOST);
     let mut request = Request::from_parts(parts, body);
     let observer = HistoryObserver::attach(&mut request);
+    let resumes = ResumeObserver::attach(&mut request);
+    if let Some(id) = request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|id| id.to_str().ok())
+    {
+        lock(&app.resumes).insert(id.to_owned(), resumes);
+    }
     let mut response = match app.upstream.oneshot(request).await {
         Ok(response) => response.map(Body::new).into_response(),
         Err(error) => (
@@ -118,11 +140,16 @@ fn history(headers: &http::HeaderMap) -> (u32, Vec<FailureClass>) {
     (attempts, failures)
 }
 
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// The app, serving on loopback until dropped, and a plain client to it.
 pub(crate) struct Axum {
     server: JoinHandle<()>,
     client: Client<HttpConnector, Full<Bytes>>,
     url: String,
+    resumes: Resumes,
 }
 
 impl Axum {
@@ -131,7 +158,8 @@ impl Axum {
             .await
             .expect("bind the app");
         let addr = listener.local_addr().expect("the app's address");
-        let app = router(format!("http://{}", lab.addr()));
+        let resumes = Resumes::default();
+        let app = router(format!("http://{}", lab.addr()), Arc::clone(&resumes));
         let server = tokio::spawn(async move {
             axum::serve(listener, app).await.expect("the app serves");
         });
@@ -139,6 +167,7 @@ impl Axum {
             server,
             client: Client::builder(TokioExecutor::new()).build_http(),
             url: format!("http://{addr}/matrix"),
+            resumes,
         }
     }
 }
@@ -157,11 +186,10 @@ impl Sender for Axum {
                 Ok(response) => response,
                 Err(error) => {
                     // The app itself failed: not a cell outcome the matrix expects.
-                    return Observed {
-                        end: End::Failed(format!("the app failed: {}", describe(&error))),
-                        attempts: 0,
-                        failures: Vec::new(),
-                    };
+                    return Observed::new(
+                        End::Failed(format!("the app failed: {}", describe(&error))),
+                        None,
+                    );
                 }
             };
             let (attempts, failures) = history(response.headers());
@@ -174,10 +202,15 @@ impl Sender for Axum {
                 )),
                 Err(error) => End::BodyFailed(describe(&error)),
             };
+            let resumes = lock(&self.resumes)
+                .get(&call.id)
+                .and_then(ResumeObserver::get)
+                .map_or(0, |history| history.resumes());
             Observed {
                 end,
                 attempts,
                 failures,
+                resumes,
             }
         })
     }

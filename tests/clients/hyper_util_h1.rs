@@ -1,6 +1,6 @@
 //! hyper-util's legacy `Client` speaking HTTP/1.1, under the recommended stack:
-//! `ResetRetryLayer` → `BackoffLayer` → `FreshConnectionLayer::new()` (pooled). Its body,
-//! `Full<Bytes>`, is `Clone`: no `ReplayBodyLayer` needed.
+//! `ResumeLayer` → `ResetRetryLayer` → `BackoffLayer` → `FreshConnectionLayer::new()` (pooled).
+//! Its body, `Full<Bytes>`, is `Clone`: no `ReplayBodyLayer` needed.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -10,19 +10,19 @@ use tower::util::BoxCloneSyncService;
 use tower::{BoxError, ServiceBuilder, ServiceExt};
 use tower_reset::attempt::HistoryObserver;
 use tower_reset::lab::Lab;
+use tower_reset::resume::ResumeObserver;
 use tower_reset::FreshConnectionLayer;
 
 use crate::matrix::Client as Column;
 use crate::support::{
-    backoff_layer, describe, retry_layer, BoxFuture, Call, End, Observed, Sender,
+    backoff_layer, boxed, describe, resume_layer, retry_layer, BoxBody, BoxFuture, Call, End,
+    Observed, Sender,
 };
 
-/// The full stack over a hyper-util client, as one cloneable service.
-pub(crate) type Stack = BoxCloneSyncService<
-    http::Request<Full<Bytes>>,
-    http::Response<hyper::body::Incoming>,
-    BoxError,
->;
+/// The full stack over a hyper-util client, as one cloneable service (its body boxed, so that
+/// the soak's stack, without a resume layer, has the same type).
+pub(crate) type Stack =
+    BoxCloneSyncService<http::Request<Full<Bytes>>, http::Response<BoxBody>, BoxError>;
 
 /// The recommended stack over a hyper-util legacy client; HTTP/2 with prior knowledge when
 /// `http2`.
@@ -31,6 +31,8 @@ pub(crate) fn stack(http2: bool) -> Stack {
         .http2_only(http2)
         .build_http::<Full<Bytes>>();
     let stack = ServiceBuilder::new()
+        .map_response(boxed)
+        .layer(resume_layer()) // a body that breaks continues
         .layer(retry_layer()) // whether
         .layer(backoff_layer()) // when
         .layer(FreshConnectionLayer::new()) // which connection
@@ -42,6 +44,7 @@ pub(crate) fn stack(http2: bool) -> Stack {
 /// stack's `AttemptHistory`.
 pub(crate) async fn send(stack: Stack, mut request: http::Request<Full<Bytes>>) -> Observed {
     let observer = HistoryObserver::attach(&mut request);
+    let resumes = ResumeObserver::attach(&mut request);
     let response = match stack.oneshot(request).await {
         Ok(response) => response,
         Err(error) => return Observed::new(End::Failed(describe(&*error)), observer.get()),
@@ -50,9 +53,9 @@ pub(crate) async fn send(stack: Stack, mut request: http::Request<Full<Bytes>>) 
     let end = match response.into_body().collect().await {
         Ok(body) if status == http::StatusCode::OK => End::Ok(body.to_bytes()),
         Ok(_) => End::Failed(format!("status {status}")),
-        Err(error) => End::BodyFailed(describe(&error)),
+        Err(error) => End::BodyFailed(describe(&*error)),
     };
-    Observed::new(end, observer.get())
+    Observed::new(end, observer.get()).resumed(resumes.get())
 }
 
 /// The hyper-util client aimed at a lab.

@@ -24,6 +24,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::HeaderValue;
 use tokio::task::JoinSet;
 use tower_reset::classify::FailureClass;
@@ -62,6 +63,12 @@ impl Client {
             Client::ReqwestMiddleware => "reqwest-middleware",
             Client::Axum => "axum app",
         }
+    }
+
+    /// Whether its stack has a `ResumeLayer` (tonic's requests are gRPC calls, and
+    /// reqwest-middleware runs only the retry and backoff layers).
+    pub(crate) fn resumes(self) -> bool {
+        !matches!(self, Client::Tonic | Client::ReqwestMiddleware)
     }
 
     /// Whether it speaks HTTP/2 (to the lab).
@@ -104,6 +111,8 @@ pub(crate) enum Fault {
     ResetInHead,
     ResetInBody,
     CloseInBody,
+    ResetInBodyResumable,
+    ResetInBodyChanged,
     IdleReset,
     IdleForget,
     RestartWarm,
@@ -128,7 +137,7 @@ const SETTLE: Duration = Duration::from_millis(100);
 const SLOW: Duration = Duration::from_millis(150);
 
 impl Fault {
-    pub(crate) const ALL: [Fault; 17] = [
+    pub(crate) const ALL: [Fault; 19] = [
         Fault::ResetAtAccept,
         Fault::CloseAtAccept,
         Fault::ResetAfterHead,
@@ -138,6 +147,8 @@ impl Fault {
         Fault::ResetInHead,
         Fault::ResetInBody,
         Fault::CloseInBody,
+        Fault::ResetInBodyResumable,
+        Fault::ResetInBodyChanged,
         Fault::IdleReset,
         Fault::IdleForget,
         Fault::RestartWarm,
@@ -160,6 +171,8 @@ impl Fault {
             Fault::ResetInHead => "reset in the response head",
             Fault::ResetInBody => "reset in the response body",
             Fault::CloseInBody => "close in the response body",
+            Fault::ResetInBodyResumable => "reset in the response body, resumable GET",
+            Fault::ResetInBodyChanged => "reset in the response body, resource changed",
             Fault::IdleReset => "pooled connection reset while idle",
             Fault::IdleForget => "pooled connection forgotten (stale)",
             Fault::RestartWarm => "server restart, warm pool",
@@ -188,6 +201,8 @@ impl Fault {
             Fault::ResetInHead => "`Action::ResetInHead`: executed, half the response head written, then reset",
             Fault::ResetInBody => "`Action::ResetInBody`: executed, the head and half the body written, then reset",
             Fault::CloseInBody => "`Action::CloseInBody`: the same with a clean close",
+            Fault::ResetInBodyResumable => "`Action::ResetInBody` on a reply that serves ranges (`Reply::ranges`) with `ETag: \"v1\"`: a resume request gets `206` with the rest",
+            Fault::ResetInBodyChanged => "the same, and every later request with the request's id gets another version (`ETag: \"v2\"`): a resume request gets `200` with it",
             Fault::IdleReset => "`idle_timeout(500 ms, Idle::Reset)`: a warm-up request pools a connection, which the lab resets once idle; the request goes 700 ms later",
             Fault::IdleForget => "`idle_timeout(500 ms, Idle::Forget)`: the pooled connection stays open and silent for 700 ms, and is reset when the request arrives on it, without being read (as a NAT or load balancer that forgot it)",
             Fault::RestartWarm => "a warm-up request pools a connection, then `Lab::restart()` resets it and listens again on the same port",
@@ -220,6 +235,16 @@ impl Fault {
             Fault::ResetInHead => lab.on(first, Action::ResetInHead),
             Fault::ResetInBody => lab.on(first, Action::ResetInBody),
             Fault::CloseInBody => lab.on(first, Action::CloseInBody),
+            Fault::ResetInBodyResumable => lab
+                .reply(resumable(reply, "\"v1\""))
+                .on(first, Action::ResetInBody),
+            Fault::ResetInBodyChanged => lab
+                .reply(resumable(reply, "\"v1\""))
+                .on(first, Action::ResetInBody)
+                .on(
+                    Match::header(REQUEST_ID, call.id_value()),
+                    resumable(reply, "\"v2\"").body(Bytes::from_static(CHANGED_BODY)),
+                ),
             Fault::IdleReset => lab.idle_timeout(IDLE_TIMEOUT, Idle::Reset),
             Fault::IdleForget => lab.idle_timeout(IDLE_TIMEOUT, Idle::Forget),
             Fault::RestartWarm | Fault::RefusedWindow => lab,
@@ -264,10 +289,23 @@ impl Fault {
             Fault::RestartWarm => counts.connections() == 2,
             // Refused connections leave no trace on the server: the client's history shows them.
             Fault::RefusedWindow => true,
+            // The changed version's rule fires only for a resume.
+            Fault::ResetInBodyChanged => counts.rule_hits().first() == Some(&1),
             _ => counts.rule_hits() == [1],
         }
     }
 }
+
+/// `reply` serving ranges, with this `ETag`.
+fn resumable(reply: &Reply, tag: &'static str) -> Reply {
+    reply
+        .clone()
+        .header(http::header::ETAG, HeaderValue::from_static(tag))
+        .ranges()
+}
+
+/// The body of the version a resource changes to in [`Fault::ResetInBodyChanged`].
+const CHANGED_BODY: &[u8] = b"another version of the resource, of another length";
 
 /// How far the first attempt got, as the client can tell: the class the crate's classifier
 /// gives the failure.
@@ -299,6 +337,9 @@ enum FirstAttempt {
     Unaffected,
     /// The response came, then its body failed.
     BodyCut,
+    /// The response came, from a resource that serves ranges with a strong `ETag`, then its
+    /// body failed; `changed`: a resume gets another version.
+    BodyCutResumable { changed: bool },
     /// No response. `classes`: what the client may learn of it (more than one when a race
     /// decides); `received` and `executed`: what the lab did with this attempt.
     Failed {
@@ -332,6 +373,10 @@ fn first_attempt(fault: Fault, client: Client) -> Option<FirstAttempt> {
             failed(&[Class::Unknown], true, true)
         }
         Fault::ResetInBody | Fault::CloseInBody => Some(BodyCut),
+        // gRPC calls are POSTs: there is nothing to resume.
+        Fault::ResetInBodyResumable | Fault::ResetInBodyChanged if client == Client::Tonic => None,
+        Fault::ResetInBodyResumable => Some(FirstAttempt::BodyCutResumable { changed: false }),
+        Fault::ResetInBodyChanged => Some(FirstAttempt::BodyCutResumable { changed: true }),
         // The client saw the connection go while it was idle, and dropped it.
         Fault::IdleReset | Fault::RestartWarm | Fault::SlowReply | Fault::SlicedReply => {
             Some(Unaffected)
@@ -357,6 +402,8 @@ pub(crate) enum Outcome {
     Surfaced,
     /// A response whose body then failed, at the first attempt.
     BodyError,
+    /// A response whose body failed, was resumed with a range request, and arrived whole.
+    Resumed,
     /// Anything else (a failure after retries, a wrong body, a missing history): never
     /// expected.
     Other(String),
@@ -369,6 +416,7 @@ impl fmt::Display for Outcome {
             Outcome::Retried => f.write_str("retried"),
             Outcome::Surfaced => f.write_str("surfaced"),
             Outcome::BodyError => f.write_str("body error"),
+            Outcome::Resumed => f.write_str("resumed"),
             Outcome::Other(what) => f.write_str(what),
         }
     }
@@ -419,7 +467,8 @@ impl Expected {
 /// The expected verdicts of a cell, from the crate's rules: a failure the client can prove was
 /// never sent or refused is retried for any method; a failure with an unknown outcome is retried
 /// for GET, PUT and POST with an `Idempotency-Key`, and surfaced for a POST; a failure in the
-/// response body happens after the stack returned, out of its reach.
+/// response body happens after the stack returned, out of reach of a retry: only a `ResumeLayer`
+/// continues it, for a GET of a resource with a validator, and never with another version.
 pub(crate) fn expected(fault: Fault, method: Method, client: Client) -> Expected {
     let verdict = |outcome, arrivals, executions, first_failure| Verdict {
         outcome,
@@ -431,6 +480,20 @@ pub(crate) fn expected(fault: Fault, method: Method, client: Client) -> Expected
         None => Vec::new(),
         Some(FirstAttempt::Unaffected) => vec![verdict(Outcome::FirstTry, 1, 1, None)],
         Some(FirstAttempt::BodyCut) => vec![verdict(Outcome::BodyError, 1, 1, None)],
+        Some(FirstAttempt::BodyCutResumable { changed }) => {
+            if method == Method::Get && client.resumes() {
+                // The resume request is received and executed too; with another version, it is
+                // answered, and the body still ends with the reset.
+                let outcome = if changed {
+                    Outcome::BodyError
+                } else {
+                    Outcome::Resumed
+                };
+                vec![verdict(outcome, 2, 2, None)]
+            } else {
+                vec![verdict(Outcome::BodyError, 1, 1, None)]
+            }
+        }
         Some(FirstAttempt::Failed {
             classes,
             received,
@@ -475,6 +538,7 @@ impl Run {
                     (End::Ok(body), _) if body.as_ref() != REPLY_BODY => {
                         Outcome::Other(format!("wrong body {body:?}"))
                     }
+                    (End::Ok(_), 1) if observed.resumes > 0 => Outcome::Resumed,
                     (End::Ok(_), 1) => Outcome::FirstTry,
                     (End::Ok(_), n) if n > 1 => Outcome::Retried,
                     (End::Failed(_), 1) => Outcome::Surfaced,
@@ -811,6 +875,7 @@ fn footnote(fault: Fault) -> Option<&'static str> {
     match fault {
         Fault::ResetAtAccept | Fault::CloseAtAccept => Some("accept"),
         Fault::ResetInBody | Fault::CloseInBody => Some("body"),
+        Fault::ResetInBodyResumable | Fault::ResetInBodyChanged => Some("resume"),
         Fault::IdleForget => Some("forget"),
         Fault::IdleReset | Fault::RestartWarm => Some("noticed"),
         Fault::RefusedWindow => Some("refused"),
@@ -841,7 +906,9 @@ request (read it in full; counted on the server side, by request id):
   request again;
 * **body error**: the response came, then its body failed: out of reach of a `Service`-level
   retry;
-* **n/a**: the fault does not exist in HTTP/1.1.
+* **resumed**: the response came, its body failed, and the stack's `ResumeLayer` fetched the
+  rest with a range request: the caller got the whole body;
+* **n/a**: the fault does not exist in HTTP/1.1, or, for the resumable rows, in gRPC.
 
 Every cell follows from one rule. A failure the client can prove was never sent (connection
 refused, closed before the request was written) or refused by the protocol (`REFUSED_STREAM`,
@@ -867,7 +934,16 @@ const DOC_TAIL: &str = "
     is only ever retried after a never-sent failure.
 
 [^body]: The stack has returned the response when the body fails: the error reaches the caller
-    while it reads the body. Retrying it would need the whole response buffered.
+    while it reads the body. Retrying it would need the whole response buffered. The lab's reply
+    here has no validator, so the `ResumeLayer` of the stacks that have one cannot resume it.
+
+[^resume]: The same reset, from a resource that serves ranges with a strong `ETag`. A GET
+    through a stack with a `ResumeLayer` (hyper-util, reqwest, the axum app's upstream) asks for
+    the rest with `Range` and `If-Range`: the lab executes that request too (2×), and the caller
+    gets the whole body. When the resource changed, the `If-Range` fails, the lab answers `200`
+    with the other version, and the caller gets the original body error, never a body made of
+    two versions. Other methods are never resumed; reqwest-middleware runs only the retry and
+    backoff layers, and gRPC calls are POSTs (n/a).
 
 [^forget]: The stale keep-alive connection: the client cannot know it is dead until the request
     is written on it, and the reset that follows could come from a server that read it. The lab
@@ -892,27 +968,27 @@ const DOC_CLIENTS: &str = "
 ## The clients and their stacks
 
 * **hyper-util HTTP/1.1** and **HTTP/2**: the legacy `Client` (HTTP/2 with `http2_only`),
-  under `ResetRetryLayer` → `BackoffLayer` → `FreshConnectionLayer::new()`; its body,
-  `Full<Bytes>`, is `Clone`.
+  under `ResumeLayer` → `ResetRetryLayer` → `BackoffLayer` → `FreshConnectionLayer::new()`; its
+  body, `Full<Bytes>`, is `Clone`.
 * **tonic**: a `Channel` and the generated `EchoClient`, under the README's gRPC stack:
   `UnavailableStatusLayer` → `ReplayBodyLayer` → `ResetRetryLayer` with `IdempotentMethods` →
   `BackoffLayer` → `ChannelBodyLayer`. gRPC has no methods and no `Idempotency-Key` header, so
   the matrix maps its requests onto calls: GET and PUT call `echo.Echo/Get`, declared idempotent
   (listed in `IdempotentMethods`); POST calls `echo.Echo/Echo`, not declared; POST + key calls
   `echo.Echo/Echo` with an `idempotency-key` metadata entry.
-* **reqwest**: `tower_reset::reqwest::HttpClient` under `ResetRetryLayer` → `BackoffLayer` →
-  `FreshConnectionLayer::detour(..)`, the detour a second client that keeps no idle
-  connection.
+* **reqwest**: `tower_reset::reqwest::HttpClient` under `ResumeLayer` → `ResetRetryLayer` →
+  `BackoffLayer` → `FreshConnectionLayer::detour(..)`, the detour a second client that keeps no
+  idle connection.
 * **reqwest-middleware**: `ResetRetryMiddleware` in a `ClientWithMiddleware` (no
   fresh-connection layer: reqwest hides its pool).
 * **axum app**: an axum router whose handler forwards the request to the lab through the
   hyper-util stack kept in its `State`, with `ReplayBodyLayer` in front (the incoming body is a
-  stream); it answers `502` when the upstream call fails. The cell is what the app's own client
-  gets; the attempts are the upstream call's.
+  stream); it streams the upstream body back and answers `502` when the upstream call fails. The
+  cell is what the app's own client gets; the attempts and resumes are the upstream call's.
 
-Every stack uses `ResetRetryLayer::new()` (3 attempts, the default budget) and a
-`BackoffLayer` whose schedule has no jitter (first delay 250 ms), so that the refused window
-is timed exactly.
+Every stack uses `ResumeLayer::new()` where it has one, `ResetRetryLayer::new()` (3 attempts,
+the default budget) and a `BackoffLayer` whose schedule has no jitter (first delay 250 ms), so
+that the refused window is timed exactly.
 ";
 
 /// The whole of `docs/fault-matrix.md`, from [`expected`].

@@ -1,6 +1,6 @@
-//! `reqwest::Client` under the recommended stack for it: `ResetRetryLayer` → `BackoffLayer` →
-//! `FreshConnectionLayer::detour(..)` over `tower_reset::reqwest::HttpClient`, the detour being a
-//! second client that keeps no idle connection (reqwest hides its pool).
+//! `reqwest::Client` under the recommended stack for it: `ResumeLayer` → `ResetRetryLayer` →
+//! `BackoffLayer` → `FreshConnectionLayer::detour(..)` over `tower_reset::reqwest::HttpClient`,
+//! the detour being a second client that keeps no idle connection (reqwest hides its pool).
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -9,14 +9,16 @@ use tower::{BoxError, ServiceBuilder, ServiceExt};
 use tower_reset::attempt::HistoryObserver;
 use tower_reset::lab::Lab;
 use tower_reset::reqwest::HttpClient;
+use tower_reset::resume::ResumeObserver;
 use tower_reset::FreshConnectionLayer;
 
 use crate::matrix::Client as Column;
 use crate::support::{
-    backoff_layer, describe, retry_layer, BoxFuture, Call, End, Observed, Sender,
+    backoff_layer, boxed, describe, resume_layer, retry_layer, BoxBody, BoxFuture, Call, End,
+    Observed, Sender,
 };
 
-type Stack = BoxCloneSyncService<http::Request<Bytes>, http::Response<reqwest::Body>, BoxError>;
+type Stack = BoxCloneSyncService<http::Request<Bytes>, http::Response<BoxBody>, BoxError>;
 
 fn reqwest_client(builder: reqwest::ClientBuilder) -> HttpClient {
     HttpClient::new(builder.no_proxy().build().expect("a reqwest client"))
@@ -27,6 +29,8 @@ fn stack() -> Stack {
     let pooled = reqwest_client(reqwest::Client::builder());
     let fresh = reqwest_client(reqwest::Client::builder().pool_max_idle_per_host(0));
     let stack = ServiceBuilder::new()
+        .map_response(boxed)
+        .layer(resume_layer()) // a body that breaks continues
         .layer(retry_layer()) // whether
         .layer(backoff_layer()) // when
         .layer(FreshConnectionLayer::detour(fresh)) // which connection
@@ -53,6 +57,7 @@ impl Sender for Reqwest {
     fn send(&self, call: Call) -> BoxFuture<'_, Observed> {
         let mut request = call.http_request(&self.url, call.body());
         let observer = HistoryObserver::attach(&mut request);
+        let resumes = ResumeObserver::attach(&mut request);
         let stack = self.stack.clone();
         Box::pin(async move {
             let response = match stack.oneshot(request).await {
@@ -63,9 +68,9 @@ impl Sender for Reqwest {
             let end = match response.into_body().collect().await {
                 Ok(body) if status == http::StatusCode::OK => End::Ok(body.to_bytes()),
                 Ok(_) => End::Failed(format!("status {status}")),
-                Err(error) => End::BodyFailed(describe(&error)),
+                Err(error) => End::BodyFailed(describe(&*error)),
             };
-            Observed::new(end, observer.get())
+            Observed::new(end, observer.get()).resumed(resumes.get())
         })
     }
 }

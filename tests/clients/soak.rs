@@ -32,7 +32,7 @@ use tower_reset::{FreshConnectionLayer, ResetRetryLayer};
 use crate::hyper_util_h1::{send, Stack};
 use crate::matrix::record_bare_posts;
 use crate::support::{
-    backoff_layer, http_reply, retry_layer, Call, End, Method, REPLY_BODY, REQUEST_BOUND,
+    backoff_layer, boxed, http_reply, retry_layer, Call, End, Method, REPLY_BODY, REQUEST_BOUND,
 };
 
 /// The attempt number, set by the probe at the bottom of the stack.
@@ -54,6 +54,7 @@ const FAULTS: [Action; 4] = [
 fn stack() -> Stack {
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let stack = ServiceBuilder::new()
+        .map_response(boxed)
         .layer(retry_layer())
         .layer(backoff_layer())
         .map_request(|mut request: http::Request<Full<Bytes>>| {

@@ -11,7 +11,8 @@ use tower_reset::attempt::AttemptHistory;
 use tower_reset::backoff::policy::{Exponential, Jitter};
 use tower_reset::classify::FailureClass;
 use tower_reset::lab::Reply;
-use tower_reset::{BackoffLayer, ResetRetryLayer};
+use tower_reset::resume::ResumeHistory;
+use tower_reset::{BackoffLayer, ResetRetryLayer, ResumeLayer};
 
 /// A boxed, sendable future: what [`Sender::send`] returns.
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -151,6 +152,8 @@ pub(crate) struct Observed {
     pub(crate) attempts: u32,
     /// The class of each failed attempt, from the same history.
     pub(crate) failures: Vec<FailureClass>,
+    /// Resume requests the stack's `ResumeLayer` sent for the body (0 without one).
+    pub(crate) resumes: u32,
 }
 
 impl Observed {
@@ -164,7 +167,14 @@ impl Observed {
             end,
             attempts,
             failures,
+            resumes: 0,
         }
+    }
+
+    /// With the resumes a `ResumeObserver` saw.
+    pub(crate) fn resumed(mut self, history: Option<ResumeHistory>) -> Self {
+        self.resumes = history.map_or(0, |history| history.resumes());
+        self
     }
 }
 
@@ -177,6 +187,25 @@ pub(crate) trait Sender: Send + Sync {
 /// The retry layer of every stack in this suite: the standard one.
 pub(crate) fn retry_layer() -> ResetRetryLayer {
     ResetRetryLayer::new()
+}
+
+/// The resume layer of the stacks that have one (hyper-util, reqwest, the axum app's upstream):
+/// the standard one.
+pub(crate) fn resume_layer() -> ResumeLayer {
+    ResumeLayer::new()
+}
+
+/// A boxed response body, so that a stack with or without a `ResumeLayer` has one type.
+pub(crate) type BoxBody = http_body_util::combinators::UnsyncBoxBody<Bytes, tower::BoxError>;
+
+/// `response` with its body boxed.
+pub(crate) fn boxed<B>(response: http::Response<B>) -> http::Response<BoxBody>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<tower::BoxError>,
+{
+    use http_body_util::BodyExt;
+    response.map(|body| body.map_err(Into::into).boxed_unsync())
 }
 
 /// The first backoff delay of every stack in this suite, without jitter, so that the timing of

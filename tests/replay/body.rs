@@ -202,6 +202,22 @@ async fn is_complete_tells_whether_the_original_was_read_to_its_end() {
     );
 }
 
+/// A copy of an empty body has nothing left to wait for: it can be sent again even after a
+/// response (a `503` to a proxied `GET`, a `ResumeLayer` resuming one). It used to say "not
+/// complete", so that such requests were never sent again.
+#[tokio::test]
+async fn a_copy_of_an_empty_body_is_complete() {
+    use tower_reset::reset_retry::policy::{CloneBody, CloneRequest};
+    let original = ReplayBody::new(http_body_util::Empty::<bytes::Bytes>::new());
+    let copy = original.try_clone().unwrap();
+    assert!(copy.is_complete());
+    let request = http::Request::get("http://example.com/")
+        .body(original)
+        .unwrap();
+    let copy = CloneBody.clone_request(&request).unwrap();
+    assert!(CloneBody.can_replay(&copy, true));
+}
+
 #[test]
 fn debug_output_names_the_state() {
     let body = ReplayBody::new(chunks(&["a"]));

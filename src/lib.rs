@@ -81,6 +81,7 @@ pub mod attempt;
 pub mod backoff;
 pub mod classify;
 mod config_error;
+pub mod diagnose;
 pub mod fresh_connection;
 pub mod hint;
 #[cfg(feature = "lab")]

@@ -1,4 +1,5 @@
 use super::policy::Standard;
+use crate::diagnose::Collector;
 
 /// Applies a fresh-connection strategy to a service: an attempt that follows a reset never goes
 /// out on a stale connection, and connections are retired by age, idle time and use.
@@ -18,6 +19,9 @@ use super::policy::Standard;
 pub struct FreshConnectionLayer<K = Pooled, F = Standard> {
     pub(super) strategy: K,
     pub(super) policy: F,
+    /// Fed by the pooled strategy (see `FreshConnectionLayer::diagnose`).
+    #[cfg_attr(not(feature = "hyper-util"), allow(dead_code))]
+    pub(super) collector: Option<Collector>,
 }
 
 /// The pooled strategy: see [`FreshConnectionLayer::new`].
@@ -54,6 +58,7 @@ impl FreshConnectionLayer {
         Self {
             strategy: Pooled { _priv: () },
             policy: Standard::new(),
+            collector: None,
         }
     }
 }
@@ -73,6 +78,7 @@ impl<T> FreshConnectionLayer<ReconnectTo<T>> {
         Self {
             strategy: ReconnectTo { target },
             policy: Standard::new(),
+            collector: None,
         }
     }
 }
@@ -86,6 +92,7 @@ impl<D> FreshConnectionLayer<DetourTo<D>> {
         Self {
             strategy: DetourTo { detour },
             policy: Standard::new(),
+            collector: None,
         }
     }
 }
@@ -98,6 +105,33 @@ impl<K, F> FreshConnectionLayer<K, F> {
         FreshConnectionLayer {
             strategy: self.strategy,
             policy,
+            collector: self.collector,
         }
+    }
+}
+
+#[cfg(feature = "hyper-util")]
+impl<F> FreshConnectionLayer<Pooled, F> {
+    /// Feeds `collector` with every connection failure this layer sees, and the facts of its
+    /// connection: reused or new, idle time, age, requests carried; plus a few counters per
+    /// request (see [`diagnose`](crate::diagnose)). Read the diagnosis with
+    /// [`Collector::report`].
+    ///
+    /// Defaults to no collector.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tower_reset::diagnose::Collector;
+    /// use tower_reset::FreshConnectionLayer;
+    ///
+    /// let collector = Collector::new();
+    /// let layer = FreshConnectionLayer::new().diagnose(collector.clone());
+    /// # let _ = layer;
+    /// println!("{}", collector.report());
+    /// ```
+    pub fn diagnose(mut self, collector: Collector) -> Self {
+        self.collector = Some(collector);
+        self
     }
 }

@@ -5,8 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "valgrind is needed (apt-get install valgrind)"; exit 1; }
 
-binary=$(cargo bench --bench instructions --no-run --message-format=json 2>/dev/null \
-    | sed -n 's/.*"executable":"\([^"]*instructions[^"]*\)".*/\1/p' | tail -1)
+build() {
+    cargo bench --bench instructions --no-run --message-format=json "$@" 2>/dev/null \
+        | sed -n 's/.*"executable":"\([^"]*instructions[^"]*\)".*/\1/p' | tail -1
+}
+binary=$(build)
 requests=100000
 out=$(mktemp -d)
 
@@ -14,7 +17,7 @@ out=$(mktemp -d)
 # response): building each request is left out.
 count() {
     valgrind --tool=callgrind --callgrind-out-file="$out/$1" --toggle-collect='*instant_service*send*' \
-        "$binary" "$1" >/dev/null 2>&1
+        "${2:-$binary}" "$1" >/dev/null 2>&1
     callgrind_annotate "$out/$1" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1; exit }'
 }
 
@@ -35,4 +38,16 @@ get_retry=$(per_request "$(count get-reset-retry)")
 get_stack=$(per_request "$(count get-stack)")
 get_full=$(per_request "$(count get-full-stack)")
 echo "| retryable GET, 8 headers | $get_bare | $get_tower (+$((get_tower - get_bare))) | $get_retry (+$((get_retry - get_bare))) | — | — | $get_stack (+$((get_stack - get_bare))) | $get_full (+$((get_full - get_bare))) |"
+
+# The diagnosis: the generic collector layer, and the pooled strategy (feature `hyper-util`,
+# a second build) alone and with a collector, over the same instant service.
+pooled=$(build --features hyper-util)
+get_diagnose=$(per_request "$(count get-diagnose)")
+pooled_bare=$(per_request "$(count get-bare "$pooled")")
+get_pooled=$(per_request "$(count get-pooled "$pooled")")
+get_pooled_diagnose=$(per_request "$(count get-pooled-diagnose "$pooled")")
+echo
+echo "| request | bare | DiagnoseLayer | FreshConnection (pooled) | pooled + diagnose |"
+echo "|---|---|---|---|---|"
+echo "| retryable GET, 8 headers | $get_bare | $get_diagnose (+$((get_diagnose - get_bare))) | $get_pooled (+$((get_pooled - pooled_bare))) | $get_pooled_diagnose (+$((get_pooled_diagnose - pooled_bare))) |"
 rm -rf "$out"

@@ -11,8 +11,17 @@
 #[path = "../support/instant_service.rs"]
 mod instant_service;
 
+// The `probe` example's measuring modules, tested here against lab servers.
+#[path = "../../examples/probe/measure.rs"]
+mod measure;
+#[path = "../../examples/probe/output.rs"]
+mod output;
+#[path = "../../examples/probe/wire.rs"]
+mod wire;
+
 mod bounds;
 mod events;
 mod idle;
 mod limits;
+mod probe;
 mod support;

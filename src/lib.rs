@@ -27,6 +27,10 @@
 //! Each retry carries an [`AttemptRecord`](attempt::AttemptRecord) in its request extensions, so
 //! that layers below can act on it (see [`attempt`]).
 //!
+//! To learn *why* connections are reset (an idle timeout, a request or age limit, a restart,
+//! overload, a size limit, a proxy), attach a [`diagnose::Collector`] to the stack and read its
+//! report: it names the probable cause, its evidence, and the setting to change.
+//!
 //! # Example
 //!
 //! The recommended stack over hyper-util's legacy client (feature `hyper-util`), outermost

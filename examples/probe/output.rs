@@ -52,7 +52,7 @@ fn seconds(duration: Duration) -> String {
 
 fn code(duration: Duration) -> String {
     let millis = duration.as_millis();
-    if millis % 1000 == 0 {
+    if millis.is_multiple_of(1000) {
         format!("Duration::from_secs({})", millis / 1000)
     } else {
         format!("Duration::from_millis({millis})")

@@ -116,7 +116,7 @@ pub(crate) fn analyze(host: &HostSnapshot) -> Vec<Cause> {
     };
     keep(cause, &cut, &mut free);
 
-    causes.sort_by(|a, b| b.failures().cmp(&a.failures()));
+    causes.sort_by_key(|cause| std::cmp::Reverse(cause.failures()));
     causes
 }
 
@@ -299,8 +299,7 @@ fn overload(host: &HostSnapshot) -> Option<(Cause, usize)> {
     let calm_up_to = populated
         .iter()
         .copied()
-        .filter(|b| *b < from)
-        .last()
+        .rfind(|b| *b < from)
         .map_or(1, |b| bucket_bounds(b).1);
     let share = |failures: u64, requests: u64| failures as f64 / requests.max(1) as f64;
     let cause = Cause::Overload {

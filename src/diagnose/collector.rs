@@ -128,7 +128,7 @@ impl Recorder {
     /// Counts a request that starts; the watch records how it ends.
     pub(crate) fn start(&mut self, uri: &http::Uri, body: Option<u64>) -> Watch {
         let stats = match &self.last {
-            Some(last) if last.is_for(uri) => Arc::clone(last),
+            Some(last) if last.is_exactly_for(uri) => Arc::clone(last),
             _ => {
                 let stats = self.collector.host(uri);
                 self.last = Some(Arc::clone(&stats));

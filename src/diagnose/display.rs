@@ -22,7 +22,7 @@ pub(crate) fn duration(duration: Duration) -> impl fmt::Display {
 pub(crate) fn code_duration(duration: Duration) -> impl fmt::Display {
     Shown(move |f: &mut fmt::Formatter<'_>| {
         let millis = duration.as_millis();
-        if millis % 1000 == 0 {
+        if millis.is_multiple_of(1000) {
             write!(f, "Duration::from_secs({})", millis / 1000)
         } else {
             write!(f, "Duration::from_millis({millis})")

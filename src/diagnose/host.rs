@@ -168,6 +168,14 @@ impl HostStats {
         self.scheme.as_ref() == uri.scheme() && self.authority.as_ref() == uri.authority()
     }
 
+    /// Whether `uri` has exactly this scheme and authority, byte for byte: the quick test of
+    /// the happy path (a host spelled with other letter cases takes the slow one).
+    pub(crate) fn is_exactly_for(&self, uri: &http::Uri) -> bool {
+        self.scheme.as_ref() == uri.scheme()
+            && self.authority.as_ref().map(Authority::as_str)
+                == uri.authority().map(Authority::as_str)
+    }
+
     /// `scheme://authority`, as far as known.
     pub(crate) fn name(&self) -> String {
         match (&self.scheme, &self.authority) {

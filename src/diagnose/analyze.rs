@@ -42,9 +42,12 @@ const MIN_EXPLAINED: usize = 2;
 /// ... and at least this share of those kept (1 in 5).
 const MIN_SHARE: usize = 5;
 
+/// Makes a cause once it is known how many failures it explains.
+type Make = Box<dyn FnOnce(u64) -> Cause>;
+
 /// A limit that the failures suggest, before the failures are shared out.
 struct Candidate {
-    cause: Cause,
+    make: Make,
     explains: Vec<usize>,
     /// Pinned from below by successes.
     pinned: bool,
@@ -58,14 +61,13 @@ pub(crate) fn analyze(host: &HostSnapshot) -> Vec<Cause> {
     let samples = &host.samples;
     let mut free = vec![true; samples.len()];
     let mut causes = Vec::new();
-    let mut keep = |mut cause: Cause, explains: &[usize], free: &mut Vec<bool>| {
+    let mut keep = |make: Make, explains: &[usize], free: &mut Vec<bool>| {
         let claimed: Vec<usize> = explains.iter().copied().filter(|i| free[*i]).collect();
         if claimed.len() >= MIN_EXPLAINED && claimed.len() * MIN_SHARE >= samples.len() {
             for index in &claimed {
                 free[*index] = false;
             }
-            cause.set_failures(claimed.len() as u64);
-            causes.push(cause);
+            causes.push(make(claimed.len() as u64));
         }
     };
 
@@ -82,18 +84,18 @@ pub(crate) fn analyze(host: &HostSnapshot) -> Vec<Cause> {
     // above.
     limits.sort_by(|a, b| b.pinned.cmp(&a.pinned).then(a.gap.total_cmp(&b.gap)));
     for candidate in limits {
-        keep(candidate.cause, &candidate.explains, &mut free);
+        keep(candidate.make, &candidate.explains, &mut free);
     }
 
-    if let Some((cause, from_bucket)) = overload(host) {
+    if let Some((make, from_bucket)) = overload(host) {
         let explains: Vec<usize> = (0..samples.len())
             .filter(|i| bucket(samples[*i].in_flight) >= from_bucket)
             .collect();
-        keep(cause, &explains, &mut free);
+        keep(make, &explains, &mut free);
     }
 
-    if let Some((cause, explains)) = restart(samples, &free) {
-        keep(cause, &explains, &mut free);
+    if let Some((make, explains)) = restart(samples, &free) {
+        keep(make, &explains, &mut free);
     }
 
     let left = |class: fn(FailureClass) -> bool, free: &[bool]| -> Vec<usize> {
@@ -102,19 +104,32 @@ pub(crate) fn analyze(host: &HostSnapshot) -> Vec<Cause> {
             .collect()
     };
     let never_sent = left(|class| class == FailureClass::NeverSent, &free);
-    keep(Cause::Unreachable { failures: 0 }, &never_sent, &mut free);
+    keep(
+        Box::new(|failures| Cause::Unreachable { failures }),
+        &never_sent,
+        &mut free,
+    );
     let refused = left(|class| class == FailureClass::Refused, &free);
-    keep(Cause::StreamsRefused { failures: 0 }, &refused, &mut free);
+    keep(
+        Box::new(|failures| Cause::StreamsRefused { failures }),
+        &refused,
+        &mut free,
+    );
     let cut = left(|class| !class.is_unprocessed(), &free);
-    let cause = Cause::ProxyCut {
-        failures: 0,
-        on_new_connections: cut
-            .iter()
-            .filter(|i| matches!(samples[**i].connection, ConnectionUse::New { .. }))
-            .count() as u64,
-        after: common_elapsed(cut.iter().map(|i| &samples[*i])),
-    };
-    keep(cause, &cut, &mut free);
+    let on_new_connections = cut
+        .iter()
+        .filter(|i| matches!(samples[**i].connection, ConnectionUse::New { .. }))
+        .count() as u64;
+    let after = common_elapsed(cut.iter().map(|i| &samples[*i]));
+    keep(
+        Box::new(move |failures| Cause::ProxyCut {
+            failures,
+            on_new_connections,
+            after,
+        }),
+        &cut,
+        &mut free,
+    );
 
     causes.sort_by_key(|cause| std::cmp::Reverse(cause.failures()));
     causes
@@ -175,12 +190,12 @@ fn idle_timeout(host: &HostSnapshot) -> Option<Candidate> {
     let (threshold, explains) = threshold(&reused(host, |facts| facts.idle), ok, MIN_TIME_LIMIT)?;
     let (pinned, gap) = time_gap(threshold, ok);
     Some(Candidate {
-        cause: Cause::IdleTimeout {
-            failures: 0,
+        make: Box::new(move |failures| Cause::IdleTimeout {
+            failures,
             shortest_failed_idle: threshold,
             longest_ok_idle: ok,
             suggested_max_idle: below(threshold),
-        },
+        }),
         explains,
         pinned,
         gap,
@@ -192,12 +207,12 @@ fn max_age(host: &HostSnapshot) -> Option<Candidate> {
     let (threshold, explains) = threshold(&reused(host, |facts| facts.age), ok, MIN_TIME_LIMIT)?;
     let (pinned, gap) = time_gap(threshold, ok);
     Some(Candidate {
-        cause: Cause::MaxAge {
-            failures: 0,
+        make: Box::new(move |failures| Cause::MaxAge {
+            failures,
             shortest_failed_age: threshold,
             oldest_ok_age: ok,
             suggested_max_age: below(threshold),
-        },
+        }),
         explains,
         pinned,
         gap,
@@ -223,10 +238,10 @@ fn request_limit(host: &HostSnapshot) -> Option<Candidate> {
     // Pinned when successes came right up to the limit.
     let pinned = host.ok.most_requests.is_some_and(|most| most + 1 == limit);
     Some(Candidate {
-        cause: Cause::RequestLimit {
-            failures: 0,
+        make: Box::new(move |failures| Cause::RequestLimit {
+            failures,
             requests: limit,
-        },
+        }),
         explains: counts
             .iter()
             .filter(|(_, count)| *count == limit)
@@ -255,11 +270,11 @@ fn size_limit(host: &HostSnapshot) -> Option<Candidate> {
         _ => (false, 1.0),
     };
     Some(Candidate {
-        cause: Cause::SizeLimit {
-            failures: 0,
+        make: Box::new(move |failures| Cause::SizeLimit {
+            failures,
             smallest_failed_body: threshold,
             largest_ok_body: ok,
-        },
+        }),
         explains,
         pinned,
         gap,
@@ -267,7 +282,7 @@ fn size_limit(host: &HostSnapshot) -> Option<Candidate> {
 }
 
 /// The failure rate by concurrency rises: the cause, and the first bucket of the rise.
-fn overload(host: &HostSnapshot) -> Option<(Cause, usize)> {
+fn overload(host: &HostSnapshot) -> Option<(Make, usize)> {
     let populated: Vec<usize> = (0..BUCKETS)
         .filter(|b| host.requests[*b] >= MIN_BUCKET_REQUESTS)
         .collect();
@@ -302,23 +317,28 @@ fn overload(host: &HostSnapshot) -> Option<(Cause, usize)> {
         .rfind(|b| *b < from)
         .map_or(1, |b| bucket_bounds(b).1);
     let share = |failures: u64, requests: u64| failures as f64 / requests.max(1) as f64;
-    let cause = Cause::Overload {
-        failures: 0,
+    let (calm_rate, rising_rate) = (
+        share(calm_failures, calm_requests),
+        share(rising_failures, rising_requests),
+    );
+    let rising_from = bucket_bounds(from).0;
+    let make: Make = Box::new(move |failures| Cause::Overload {
+        failures,
         calm_up_to,
-        calm_rate: share(calm_failures, calm_requests),
+        calm_rate,
         calm_requests,
-        rising_from: bucket_bounds(from).0,
-        rising_rate: share(rising_failures, rising_requests),
+        rising_from,
+        rising_rate,
         rising_requests,
-    };
-    Some((cause, from))
+    });
+    Some((make, from))
 }
 
 /// Bursts among the free failures: runs in which each failure follows the previous one
 /// within a second, of at least three failures on at least two connections (or with refusals,
 /// or from a layer that does not see connections), lasting 5 s at most unless requests were
 /// refused a connection.
-fn restart(samples: &[Sample], free: &[bool]) -> Option<(Cause, Vec<usize>)> {
+fn restart(samples: &[Sample], free: &[bool]) -> Option<(Make, Vec<usize>)> {
     let mut order: Vec<usize> = (0..samples.len()).filter(|i| free[*i]).collect();
     order.sort_by_key(|i| samples[*i].at);
     let bursts: Vec<&[usize]> = order
@@ -338,19 +358,25 @@ fn restart(samples: &[Sample], free: &[bool]) -> Option<(Cause, Vec<usize>)> {
     ports.dedup();
     let times = largest.iter().map(|i| samples[*i].at);
     let (first, last) = (times.clone().min()?, times.max()?);
-    let cause = Cause::Restart {
-        failures: 0,
-        bursts: bursts.len() as u64,
+    let (bursts, largest, connections) = (
+        bursts.len() as u64,
+        largest.len() as u64,
+        ports.len() as u64,
+    );
+    let refused = explains
+        .iter()
+        .filter(|i| samples[**i].connection == ConnectionUse::NoConnection)
+        .count() as u64;
+    let make: Make = Box::new(move |failures| Cause::Restart {
+        failures,
+        bursts,
         at: first,
         within: last - first,
-        largest: largest.len() as u64,
-        connections: ports.len() as u64,
-        refused: explains
-            .iter()
-            .filter(|i| samples[**i].connection == ConnectionUse::NoConnection)
-            .count() as u64,
-    };
-    Some((cause, explains))
+        largest,
+        connections,
+        refused,
+    });
+    Some((make, explains))
 }
 
 fn is_burst(samples: &[Sample], group: &[usize]) -> bool {

@@ -183,20 +183,6 @@ impl Cause {
         }
     }
 
-    pub(crate) fn set_failures(&mut self, count: u64) {
-        match self {
-            Self::IdleTimeout { failures, .. }
-            | Self::RequestLimit { failures, .. }
-            | Self::MaxAge { failures, .. }
-            | Self::Restart { failures, .. }
-            | Self::SizeLimit { failures, .. }
-            | Self::Overload { failures, .. }
-            | Self::ProxyCut { failures, .. }
-            | Self::Unreachable { failures }
-            | Self::StreamsRefused { failures } => *failures = count,
-        }
-    }
-
     /// What happens, in one line.
     fn what(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -22,7 +22,7 @@ pub(crate) const MAX_HOSTS: usize = 64;
 /// (hyper-util), or to any client with [`DiagnoseLayer`](super::DiagnoseLayer).
 ///
 /// Memory is bounded whatever the traffic: at most 64 hosts (further hosts share one entry),
-/// and per host a few counters and the 128 most recent failures, about 10 KiB.
+/// and per host a few counters and the 128 most recent failures, about 14 KiB.
 ///
 /// # Examples
 ///

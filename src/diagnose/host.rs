@@ -289,3 +289,26 @@ pub(crate) struct HostSnapshot {
     /// The most recent failures, oldest first.
     pub(crate) samples: Vec<Sample>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the docs promise: about 14 KiB per host with its ring of failures full, so that
+    /// 65 hosts (64 and the others) stay under 1 MiB.
+    #[test]
+    fn a_full_host_stays_within_its_bound() {
+        let full = std::mem::size_of::<HostStats>() + MAX_SAMPLES * std::mem::size_of::<Sample>();
+        assert!(full <= 15 * 1024, "{full} bytes");
+        assert!(65 * full < 1024 * 1024);
+    }
+
+    #[test]
+    fn buckets_cover_every_concurrency_in_order() {
+        for in_flight in 1..100 {
+            let (low, high) = bucket_bounds(bucket(in_flight));
+            assert!((low..=high).contains(&in_flight), "{in_flight}");
+        }
+        assert_eq!(bucket(u32::MAX), BUCKETS - 1);
+    }
+}

@@ -93,7 +93,7 @@
 //!
 //! Memory is bounded whatever the traffic: at most 64 hosts (the requests to further hosts
 //! are counted together, as `(other hosts)`), and per host the counts and the 128 most recent
-//! failures, about 16 KiB; under 1.1 MiB in all.
+//! failures, about 14 KiB; under 1 MiB in all.
 //!
 //! # Limits
 //!

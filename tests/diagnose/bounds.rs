@@ -8,15 +8,15 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tower::{service_fn, BoxError, Layer, ServiceExt};
-use tower_reset::diagnose::{Cause, Collector, DiagnoseLayer};
-use tower_reset::lab::{Action, Lab, Match};
+use tower_reset::diagnose::{Collector, DiagnoseLayer};
+use tower_reset::lab::{Lab, Match};
 use tower_reset::FreshConnectionLayer;
 
 use crate::instant_service::{self, Answer};
-use crate::support::{bounded, causes, request};
+use crate::support::{bounded, request, resetting, size_limit};
 
 /// A service that fails every request with a connection reset, at once.
-fn resetting(
+fn always_reset(
 ) -> impl tower::Service<http::Request<()>, Response = http::Response<()>, Error = BoxError> + Clone
 {
     service_fn(|_: http::Request<()>| async {
@@ -27,7 +27,7 @@ fn resetting(
 #[tokio::test]
 async fn hosts_past_the_cap_share_one_entry() {
     let collector = Collector::new();
-    let service = DiagnoseLayer::new(collector.clone()).layer(resetting());
+    let service = DiagnoseLayer::new(collector.clone()).layer(always_reset());
     for host in 0..100 {
         let request = http::Request::get(format!("http://host-{host}.test/"))
             .body(())
@@ -46,7 +46,7 @@ async fn hosts_past_the_cap_share_one_entry() {
 #[tokio::test]
 async fn a_host_keeps_its_last_failures_and_exact_counts() {
     let collector = Collector::new();
-    let mut service = DiagnoseLayer::new(collector.clone()).layer(resetting());
+    let mut service = DiagnoseLayer::new(collector.clone()).layer(always_reset());
     for _ in 0..1000 {
         let request = http::Request::get("http://one.test/").body(()).unwrap();
         (&mut service).oneshot(request).await.unwrap_err();
@@ -68,11 +68,7 @@ async fn a_host_keeps_its_last_failures_and_exact_counts() {
 #[tokio::test(start_paused = true)]
 async fn the_generic_layer_names_a_size_limit_from_content_length() {
     bounded(async {
-        let lab = Lab::builder()
-            .on(Match::path("/large"), Action::ResetAfterHead)
-            .start()
-            .await
-            .unwrap();
+        let lab = resetting(Match::path("/large")).await;
         let collector = Collector::new();
         let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
         let service = DiagnoseLayer::new(collector.clone()).layer(client);
@@ -94,17 +90,8 @@ async fn the_generic_layer_names_a_size_limit_from_content_length() {
             }
         }
         let report = collector.report();
-        let [Cause::SizeLimit {
-            failures,
-            smallest_failed_body,
-            largest_ok_body,
-            ..
-        }] = causes(&report)
-        else {
-            panic!("{report}");
-        };
         assert_eq!(
-            (*failures, *smallest_failed_body, *largest_ok_body),
+            size_limit(&report),
             (5, 3_000_000, Some(100_000)),
             "{report}"
         );

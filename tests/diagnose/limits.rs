@@ -3,18 +3,16 @@
 //! request-size limit.
 
 use tower_reset::diagnose::{Cause, Collector};
-use tower_reset::lab::{Action, Lab, Match};
+use tower_reset::lab::Match;
 
-use crate::support::{after_gaps, bounded, causes, diagnosed, ms, random_gaps, request, send};
+use crate::support::{
+    after_gaps, bounded, causes, diagnosed, ms, random_gaps, request, resetting, send, size_limit,
+};
 
 #[tokio::test(start_paused = true)]
 async fn a_request_limit_of_seven_is_named_exactly() {
     bounded(async {
-        let lab = Lab::builder()
-            .on(Match::nth_on_connection(8), Action::ResetAfterHead)
-            .start()
-            .await
-            .unwrap();
+        let lab = resetting(Match::nth_on_connection(8)).await;
         let collector = Collector::new();
         let service = diagnosed(&collector);
         let gaps = random_gaps(7, 48, 10, 300);
@@ -41,14 +39,7 @@ async fn a_request_limit_of_seven_is_named_exactly() {
 #[tokio::test(start_paused = true)]
 async fn a_maximum_age_of_one_second_is_named_with_its_figure() {
     bounded(async {
-        let lab = Lab::builder()
-            .on(
-                Match::connection_older_than(ms(1000)),
-                Action::ResetAfterHead,
-            )
-            .start()
-            .await
-            .unwrap();
+        let lab = resetting(Match::connection_older_than(ms(1000))).await;
         let collector = Collector::new();
         let service = diagnosed(&collector);
         let gaps = random_gaps(11, 60, 50, 300);
@@ -89,20 +80,14 @@ async fn a_maximum_age_of_one_second_is_named_with_its_figure() {
 async fn resets_on_bodies_above_one_mebibyte_are_a_size_limit() {
     const MIB: usize = 1024 * 1024;
     bounded(async {
-        let lab = Lab::builder()
-            .on(
-                Match::when(|request| {
-                    request
-                        .headers()
-                        .get(http::header::CONTENT_LENGTH)
-                        .and_then(|value| value.to_str().ok()?.parse::<usize>().ok())
-                        .is_some_and(|length| length > MIB)
-                }),
-                Action::ResetAfterHead,
-            )
-            .start()
-            .await
-            .unwrap();
+        let lab = resetting(Match::when(|request| {
+            request
+                .headers()
+                .get(http::header::CONTENT_LENGTH)
+                .and_then(|value| value.to_str().ok()?.parse::<usize>().ok())
+                .is_some_and(|length| length > MIB)
+        }))
+        .await;
         let collector = Collector::new();
         let service = diagnosed(&collector);
         let url = lab.url("/upload");
@@ -127,17 +112,8 @@ async fn resets_on_bodies_above_one_mebibyte_are_a_size_limit() {
             .filter(|size| **size <= MIB as u64)
             .max()
             .unwrap();
-        let [Cause::SizeLimit {
-            failures,
-            smallest_failed_body,
-            largest_ok_body,
-            ..
-        }] = causes(&report)
-        else {
-            panic!("{report}");
-        };
         assert_eq!(
-            (*failures, *smallest_failed_body, *largest_ok_body),
+            size_limit(&report),
             (above as u64, smallest_failed, Some(largest_ok)),
             "{report}"
         );

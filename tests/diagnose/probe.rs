@@ -6,14 +6,14 @@ use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
-use tower_reset::lab::{Action, Idle, Lab, Match};
+use tower_reset::lab::{Idle, Lab, Match};
 
 use crate::measure::{
     parse_duration, probe, Findings, IdleTimeout, LimitEnd, Options, ProbeError, Progress,
     RequestLimit, Target,
 };
 use crate::output;
-use crate::support::{bounded, ms};
+use crate::support::{bounded, ms, resetting};
 use crate::wire::Ending;
 
 fn options(max_idle: Duration, max_requests: u32) -> Options {
@@ -117,11 +117,7 @@ async fn every_kind_of_idle_timeout_is_measured_within_fifteen_percent() {
 #[tokio::test(start_paused = true)]
 async fn a_request_limit_of_seven_is_exact() {
     bounded(async {
-        let lab = Lab::builder()
-            .on(Match::nth_on_connection(8), Action::ResetAfterHead)
-            .start()
-            .await
-            .unwrap();
+        let lab = resetting(Match::nth_on_connection(8)).await;
         let findings = run(&lab.url("/"), &options(ms(2000), 1000)).await.unwrap();
         assert_eq!(
             findings.requests,

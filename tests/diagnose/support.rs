@@ -13,6 +13,7 @@ use tower::{BoxError, Layer, ServiceExt};
 use tower_reset::backoff::policy::Rng;
 use tower_reset::diagnose::{Cause, Collector, Report};
 use tower_reset::fresh_connection::policy::Standard;
+use tower_reset::lab::{Action, Lab, Match};
 use tower_reset::{FreshConnection, FreshConnectionLayer};
 
 /// No scenario may take longer than this, in virtual time.
@@ -81,6 +82,29 @@ pub(crate) fn random_gaps(seed: u64, count: usize, low: u64, high: u64) -> Vec<u
     (0..count)
         .map(|_| low + rng.next_u64() % (high - low + 1))
         .collect()
+}
+
+/// A lab that resets the requests `when` matches as soon as their head is read.
+pub(crate) async fn resetting(when: Match) -> Lab {
+    Lab::builder()
+        .on(when, Action::ResetAfterHead)
+        .start()
+        .await
+        .expect("the lab starts")
+}
+
+/// The figures of the report's only cause, which must be a size limit: failures, smallest
+/// failed body, largest body that went through.
+pub(crate) fn size_limit(report: &Report) -> (u64, u64, Option<u64>) {
+    match causes(report) {
+        [Cause::SizeLimit {
+            failures,
+            smallest_failed_body,
+            largest_ok_body,
+            ..
+        }] => (*failures, *smallest_failed_body, *largest_ok_body),
+        _ => panic!("{report}"),
+    }
 }
 
 /// The report's only host's causes, after checking that there is one host.

@@ -11,6 +11,7 @@ mod instant_service;
 use std::hint::black_box;
 
 use tower::{BoxError, Layer, Service, ServiceBuilder};
+use tower_reset::diagnose::{Collector, DiagnoseLayer};
 use tower_reset::reset_retry::policy::Never;
 use tower_reset::{BackoffLayer, FreshConnectionLayer, ResetRetryLayer};
 
@@ -109,6 +110,18 @@ fn main() {
                 eprintln!("body-resume-* needs the `resume` feature");
             }
         }
+        "get-diagnose" => run(DiagnoseLayer::new(Collector::new()).layer(Answer), get),
+        // The pooled strategy over a service that reports no connection (no `HttpInfo`): its
+        // own cost per request (a capture, the registry's lock), alone and with a collector.
+        #[cfg(feature = "hyper-util")]
+        "get-pooled" => run(FreshConnectionLayer::new().layer(Answer), get),
+        #[cfg(feature = "hyper-util")]
+        "get-pooled-diagnose" => run(
+            FreshConnectionLayer::new()
+                .diagnose(Collector::new())
+                .layer(Answer),
+            get,
+        ),
         _ => eprintln!("usage: instructions <variant> (see benches/instructions.sh)"),
     }
 }

@@ -5,8 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "valgrind is needed (apt-get install valgrind)"; exit 1; }
 
-binary=$(cargo bench --bench instructions --features resume --no-run --message-format=json 2>/dev/null \
-    | sed -n 's/.*"executable":"\([^"]*instructions[^"]*\)".*/\1/p' | tail -1)
+build() {
+    cargo bench --bench instructions --no-run --message-format=json "$@" 2>/dev/null \
+        | sed -n 's/.*"executable":"\([^"]*instructions[^"]*\)".*/\1/p' | tail -1
+}
+binary=$(build --features resume)
 requests=100000
 out=$(mktemp -d)
 
@@ -14,7 +17,7 @@ out=$(mktemp -d)
 # response): building each request is left out.
 count() {
     valgrind --tool=callgrind --callgrind-out-file="$out/$1" --toggle-collect='*instant_service*send*' \
-        "$binary" "$1" >/dev/null 2>&1
+        "${2:-$binary}" "$1" >/dev/null 2>&1
     callgrind_annotate "$out/$1" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1; exit }'
 }
 
@@ -51,4 +54,20 @@ echo "|---|---|---|"
 echo "| 1 frame | $bare_1 | $resume_1 (+$((resume_1 - bare_1))) |"
 echo "| 64 frames | $bare_64 | $resume_64 (+$((resume_64 - bare_64))) |"
 echo "| per frame added | | $(( ((resume_64 - bare_64) - (resume_1 - bare_1)) / 63 )) |"
+# The diagnosis: the generic collector layer, and the pooled strategy (feature `hyper-util`,
+# a second build) alone and with a collector, over the same instant service. The collector's
+# one-time allocations shift the heap so that glibc consolidates its free lists on every
+# request's free (~700 instructions that are no work of the layer's: the same shift before a
+# bare run costs as much), so this table runs with a tcache large enough that no free
+# consolidates, bare included.
+pooled=$(build --features resume,hyper-util)
+export GLIBC_TUNABLES=glibc.malloc.tcache_count=1000
+tuned_bare=$(per_request "$(count get-bare)")
+get_diagnose=$(per_request "$(count get-diagnose)")
+get_pooled=$(per_request "$(count get-pooled "$pooled")")
+get_pooled_diagnose=$(per_request "$(count get-pooled-diagnose "$pooled")")
+echo
+echo "| request (tcache_count=1000) | bare | DiagnoseLayer | FreshConnection (pooled, no connection info) | pooled + diagnose |"
+echo "|---|---|---|---|---|"
+echo "| retryable GET, 8 headers | $tuned_bare | $get_diagnose (+$((get_diagnose - tuned_bare))) | $get_pooled (+$((get_pooled - tuned_bare))) | $get_pooled_diagnose (+$((get_pooled_diagnose - tuned_bare))) |"
 rm -rf "$out"

@@ -28,6 +28,10 @@
 //! Each retry carries an [`AttemptRecord`](attempt::AttemptRecord) in its request extensions, so
 //! that layers below can act on it (see [`attempt`]).
 //!
+//! To learn *why* connections are reset (an idle timeout, a request or age limit, a restart,
+//! overload, a size limit, a proxy), attach a [`diagnose::Collector`] to the stack and read its
+//! report: it names the probable cause, its evidence, and the setting to change.
+//!
 //! # Example
 //!
 //! The recommended stack over hyper-util's legacy client (feature `hyper-util`), outermost
@@ -92,31 +96,18 @@
 //! | `tracing` | `tracing` events for each retry and each refusal to retry |
 //! | `lab` | [`lab::Lab`]: an in-process loopback HTTP/1.1 and HTTP/2 server whose resets, closes, refusals and restarts are scripted per connection and per request, that answers range requests, and that counts what it received, executed and sent, to test any client |
 
-// Links to items of features that are off in this build point to docs.rs instead.
+// A build without every feature leaves out items the docs link to (`FreshConnection` needs
+// `hyper-util`, say); their links are then plain text. The docs.rs build, with every feature,
+// is checked with broken links denied, so no other link can break unseen.
 #![cfg_attr(
     not(all(
-        feature = "replay",
+        feature = "hyper-util",
         feature = "tonic",
         feature = "reqwest-middleware",
-        feature = "lab"
+        feature = "lab",
+        feature = "resume"
     )),
-    doc = ""
-)]
-#![cfg_attr(
-    not(feature = "replay"),
-    doc = "[`replay::ReplayBody`]: https://docs.rs/tower-reset/latest/tower_reset/replay/struct.ReplayBody.html"
-)]
-#![cfg_attr(
-    not(feature = "tonic"),
-    doc = "[`tonic`]: https://docs.rs/tower-reset/latest/tower_reset/tonic/index.html"
-)]
-#![cfg_attr(
-    not(feature = "reqwest-middleware"),
-    doc = "[`reqwest_middleware::ResetRetryMiddleware`]: https://docs.rs/tower-reset/latest/tower_reset/reqwest_middleware/struct.ResetRetryMiddleware.html"
-)]
-#![cfg_attr(
-    not(feature = "lab"),
-    doc = "[`lab::Lab`]: https://docs.rs/tower-reset/latest/tower_reset/lab/struct.Lab.html"
+    allow(rustdoc::broken_intra_doc_links)
 )]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -129,6 +120,7 @@ pub mod attempt;
 pub mod backoff;
 pub mod classify;
 mod config_error;
+pub mod diagnose;
 pub mod fresh_connection;
 pub mod hint;
 #[cfg(feature = "lab")]

@@ -60,15 +60,8 @@ pub enum StopReason {
     /// [`max_hint`](crate::BackoffLayer::max_hint)): it will not be ready sooner.
     HintTooLong,
     /// The request could not be sent again: its body was not kept (past the
-    /// [`ReplayBody`] cap, failed, or not yet read to its end when the server answered), or the
-    /// request could not be copied at all.
-    #[cfg_attr(feature = "replay", doc = "")]
-    #[cfg_attr(feature = "replay", doc = "[`ReplayBody`]: crate::replay::ReplayBody")]
-    #[cfg_attr(not(feature = "replay"), doc = "")]
-    #[cfg_attr(
-        not(feature = "replay"),
-        doc = "[`ReplayBody`]: https://docs.rs/tower-reset/latest/tower_reset/replay/struct.ReplayBody.html"
-    )]
+    /// [`ReplayBody`](crate::replay::ReplayBody) cap, failed, or not yet read to its end when
+    /// the server answered), or the request could not be copied at all.
     BodyNotReplayable,
     /// The backoff schedule had no more delays.
     ScheduleExhausted,

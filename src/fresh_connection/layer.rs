@@ -1,4 +1,5 @@
 use super::policy::Standard;
+use crate::diagnose::Collector;
 
 /// Applies a fresh-connection strategy to a service: an attempt that follows a reset never goes
 /// out on a stale connection, and connections are retired by age, idle time and use.
@@ -8,38 +9,22 @@ use super::policy::Standard;
 ///
 /// | constructor | strategy | for | service |
 /// |---|---|---|---|
-/// | [`new`] | **pooled**: poisons connections in the client's own pool | hyper-util's legacy `Client` and clients built on it (feature `hyper-util`) | [`FreshConnection`] |
+/// | [`new`](FreshConnectionLayer::new) | **pooled**: poisons connections in the client's own pool | hyper-util's legacy `Client` and clients built on it (feature `hyper-util`) | [`FreshConnection`](super::FreshConnection) |
 /// | [`reconnect`](FreshConnectionLayer::reconnect) | **reconnect**: drops the connection service and makes a new one | single-connection services from any `MakeService`: hyper `client::conn`, a tonic `Endpoint` | [`Reconnect`](super::Reconnect) |
 /// | [`detour`](FreshConnectionLayer::detour) | **detour**: sends an attempt that follows a reset to a second service that never reuses connections | clients that hide their pool, such as reqwest | [`Detour`](super::Detour) |
 ///
 /// The [`Policy`](super::policy::Policy) (by default [`Standard`]) says which failures condemn
 /// a connection and sets the limits; set it with [`policy`](FreshConnectionLayer::policy).
-#[doc = ""]
-#[cfg_attr(feature = "hyper-util", doc = "[`new`]: FreshConnectionLayer::new")]
-#[cfg_attr(
-    feature = "hyper-util",
-    doc = "[`FreshConnection`]: super::FreshConnection"
-)]
-#[cfg_attr(
-    not(feature = "hyper-util"),
-    doc = "[`new`]: https://docs.rs/tower-reset/latest/tower_reset/fresh_connection/struct.FreshConnectionLayer.html#method.new"
-)]
-#[cfg_attr(
-    not(feature = "hyper-util"),
-    doc = "[`FreshConnection`]: https://docs.rs/tower-reset/latest/tower_reset/fresh_connection/struct.FreshConnection.html"
-)]
 #[derive(Debug, Clone)]
 pub struct FreshConnectionLayer<K = Pooled, F = Standard> {
     pub(super) strategy: K,
     pub(super) policy: F,
+    /// Fed by the pooled strategy (see `FreshConnectionLayer::diagnose`).
+    #[cfg_attr(not(feature = "hyper-util"), allow(dead_code))]
+    pub(super) collector: Option<Collector>,
 }
 
 /// The pooled strategy: see [`FreshConnectionLayer::new`].
-#[cfg_attr(not(feature = "hyper-util"), doc = "")]
-#[cfg_attr(
-    not(feature = "hyper-util"),
-    doc = "[`FreshConnectionLayer::new`]: https://docs.rs/tower-reset/latest/tower_reset/fresh_connection/struct.FreshConnectionLayer.html#method.new"
-)]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Pooled {
     _priv: (),
@@ -73,6 +58,7 @@ impl FreshConnectionLayer {
         Self {
             strategy: Pooled { _priv: () },
             policy: Standard::new(),
+            collector: None,
         }
     }
 }
@@ -92,6 +78,7 @@ impl<T> FreshConnectionLayer<ReconnectTo<T>> {
         Self {
             strategy: ReconnectTo { target },
             policy: Standard::new(),
+            collector: None,
         }
     }
 }
@@ -105,6 +92,7 @@ impl<D> FreshConnectionLayer<DetourTo<D>> {
         Self {
             strategy: DetourTo { detour },
             policy: Standard::new(),
+            collector: None,
         }
     }
 }
@@ -117,6 +105,33 @@ impl<K, F> FreshConnectionLayer<K, F> {
         FreshConnectionLayer {
             strategy: self.strategy,
             policy,
+            collector: self.collector,
         }
+    }
+}
+
+#[cfg(feature = "hyper-util")]
+impl<F> FreshConnectionLayer<Pooled, F> {
+    /// Feeds `collector` with every connection failure this layer sees, and the facts of its
+    /// connection: reused or new, idle time, age, requests carried; plus a few counters per
+    /// request (see [`diagnose`](crate::diagnose)). Read the diagnosis with
+    /// [`Collector::report`].
+    ///
+    /// Defaults to no collector.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tower_reset::diagnose::Collector;
+    /// use tower_reset::FreshConnectionLayer;
+    ///
+    /// let collector = Collector::new();
+    /// let layer = FreshConnectionLayer::new().diagnose(collector.clone());
+    /// # let _ = layer;
+    /// println!("{}", collector.report());
+    /// ```
+    pub fn diagnose(mut self, collector: Collector) -> Self {
+        self.collector = Some(collector);
+        self
     }
 }

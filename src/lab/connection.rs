@@ -65,6 +65,7 @@ pub(super) async fn accept_loop(
             shared: Arc::clone(&shared),
             nth,
             epoch: shared.forget_epoch.load(Ordering::SeqCst),
+            accepted: tokio::time::Instant::now(),
         };
         let mut connections = lock(&connections);
         while connections.try_join_next().is_some() {}

@@ -376,6 +376,8 @@ struct Conn {
     nth: u64,
     /// The forget epoch when it was accepted.
     epoch: u64,
+    /// When it was accepted.
+    accepted: Instant,
 }
 
 /// A request the lab received: its rank, and what to do with it.
@@ -412,6 +414,7 @@ impl Conn {
                 nth,
                 nth_on_connection,
                 connection: self.nth,
+                connection_age: self.accepted.elapsed(),
             })
         } else {
             (None, Action::RefuseStream)

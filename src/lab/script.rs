@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri, Version};
 
@@ -21,6 +22,7 @@ pub struct RequestInfo<'a> {
     pub(crate) nth: u64,
     pub(crate) nth_on_connection: u64,
     pub(crate) connection: u64,
+    pub(crate) connection_age: Duration,
 }
 
 impl RequestInfo<'_> {
@@ -63,6 +65,11 @@ impl RequestInfo<'_> {
     pub fn connection(&self) -> u64 {
         self.connection
     }
+
+    /// How long ago its connection was accepted, when its head arrived.
+    pub fn connection_age(&self) -> Duration {
+        self.connection_age
+    }
 }
 
 type Predicate = Arc<dyn Fn(&RequestInfo<'_>) -> bool + Send + Sync>;
@@ -72,6 +79,7 @@ enum Test {
     Nth(u64),
     NthOnConnection(u64),
     Connection(u64),
+    ConnectionOlderThan(Duration),
     Method(Method),
     Path(String),
     Header(HeaderName, Option<HeaderValue>),
@@ -84,6 +92,7 @@ impl Test {
             Self::Nth(nth) => request.nth == *nth,
             Self::NthOnConnection(nth) => request.nth_on_connection == *nth,
             Self::Connection(nth) => request.connection == *nth,
+            Self::ConnectionOlderThan(age) => request.connection_age >= *age,
             Self::Method(method) => request.method == method,
             Self::Path(path) => request.uri.path() == path,
             Self::Header(name, None) => request.headers.contains_key(name),
@@ -101,6 +110,9 @@ impl fmt::Debug for Test {
             Self::Nth(nth) => f.debug_tuple("Nth").field(nth).finish(),
             Self::NthOnConnection(nth) => f.debug_tuple("NthOnConnection").field(nth).finish(),
             Self::Connection(nth) => f.debug_tuple("Connection").field(nth).finish(),
+            Self::ConnectionOlderThan(age) => {
+                f.debug_tuple("ConnectionOlderThan").field(age).finish()
+            }
             Self::Method(method) => f.debug_tuple("Method").field(method).finish(),
             Self::Path(path) => f.debug_tuple("Path").field(path).finish(),
             Self::Header(name, value) => f.debug_tuple("Header").field(name).field(value).finish(),
@@ -174,6 +186,14 @@ impl Match {
     /// Every request on the `nth` connection the lab accepts (from 1).
     pub fn connection(nth: u64) -> Self {
         Self::test(Test::Connection(nth))
+    }
+
+    /// Requests on connections accepted at least `age` ago: with
+    /// [`Action::ResetAfterHead`](super::Action::ResetAfterHead), a server or proxy that cuts
+    /// connections past a maximum age (as a load balancer's connection lifetime, or gRPC's
+    /// `max_connection_age` without its graceful `GOAWAY`).
+    pub fn connection_older_than(age: Duration) -> Self {
+        Self::test(Test::ConnectionOlderThan(age))
     }
 
     /// Requests with this method.

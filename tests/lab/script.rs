@@ -213,3 +213,39 @@ async fn a_wrong_script_is_refused_at_start() {
         .await
         .is_ok());
 }
+
+/// A server that cuts connections past a maximum age: requests on a connection accepted 100 ms
+/// ago or more get the rule's action, on a newer connection they do not.
+#[tokio::test(start_paused = true)]
+async fn connection_older_than_picks_requests_by_the_age_of_their_connection() {
+    bounded(async {
+        let lab = Lab::builder()
+            .on(
+                Match::connection_older_than(std::time::Duration::from_millis(100)),
+                status(410),
+            )
+            .on(
+                Match::when(|r| r.connection_age() >= std::time::Duration::from_millis(50)),
+                status(299),
+            )
+            .start()
+            .await
+            .unwrap();
+        let client = http1_client();
+        let mut got = Vec::new();
+        for (wait, id) in [(0, "a"), (60, "b"), (60, "c")] {
+            tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+            let response = send(&client, request(Method::GET, &lab.url("/"), id))
+                .await
+                .unwrap();
+            got.push(response.status.as_u16());
+        }
+        assert_eq!(
+            got,
+            [200, 299, 410],
+            "at 0, 60 and 120 ms on one connection"
+        );
+        assert_eq!(lab.counts().requests_per_connection(), [3]);
+    })
+    .await;
+}

@@ -18,8 +18,9 @@ use tower_service::Service;
 
 use self::registry::{ConnectionId, Host, Registry};
 use super::layer::{FreshConnectionLayer, Pooled};
-use super::policy::{condemning_failure, Policy, Standard};
+use super::policy::{Policy, Standard};
 use crate::classify::{ClassifyError, StandardClassifier};
+use crate::diagnose::{self, Collector, ConnectionUse, Recorder, Watch};
 use crate::trace::event;
 
 /// Keeps hyper-util's pool free of stale connections; made by [`FreshConnectionLayer::new`].
@@ -28,6 +29,7 @@ use crate::trace::event;
 pub struct FreshConnection<S, F = Standard> {
     inner: S,
     shared: Arc<Shared<F>>,
+    recorder: Option<Recorder>,
 }
 
 struct Shared<F> {
@@ -36,13 +38,14 @@ struct Shared<F> {
 }
 
 impl<S, F> FreshConnection<S, F> {
-    fn with_policy(inner: S, policy: F) -> Self {
+    fn with_policy(inner: S, policy: F, collector: Option<Collector>) -> Self {
         Self {
             inner,
             shared: Arc::new(Shared {
                 policy,
                 registry: Mutex::new(Registry::default()),
             }),
+            recorder: collector.map(Recorder::new),
         }
     }
 
@@ -81,13 +84,14 @@ impl<S, F: Clone> Layer<S> for FreshConnectionLayer<Pooled, F> {
     /// Every service made by one call to `layer` has its own registry; clones of that service
     /// share it (as clones of a hyper-util `Client` share its pool).
     fn layer(&self, inner: S) -> Self::Service {
-        FreshConnection::with_policy(inner, self.policy.clone())
+        FreshConnection::with_policy(inner, self.policy.clone(), self.collector.clone())
     }
 }
 
 impl<S, F, B, R> Service<http::Request<B>> for FreshConnection<S, F>
 where
     S: Service<http::Request<B>, Response = http::Response<R>>,
+    B: http_body::Body,
     StandardClassifier: ClassifyError<S::Error>,
     F: Policy,
 {
@@ -106,6 +110,13 @@ where
             .registry()
             .retire_before_checkout(&host, started, &self.shared.policy);
         let capture = capture_connection(&mut request);
+        let watch = self.recorder.as_mut().map(|recorder| {
+            let body = http_body::Body::size_hint(request.body()).exact();
+            recorder.start(
+                request.uri(),
+                body.or_else(|| diagnose::content_length(request.headers())),
+            )
+        });
         ResponseFuture {
             future: self.inner.call(request),
             tracking: Some(Tracking {
@@ -113,6 +124,7 @@ where
                 capture,
                 host,
                 started,
+                watch,
             }),
         }
     }
@@ -123,6 +135,7 @@ struct Tracking<F> {
     capture: CaptureConnection,
     host: Host,
     started: Instant,
+    watch: Option<Watch>,
 }
 
 pin_project! {
@@ -153,7 +166,7 @@ where
 }
 
 impl<F: Policy> Tracking<F> {
-    fn record<R, E>(self, result: &Result<http::Response<R>, E>)
+    fn record<R, E>(mut self, result: &Result<http::Response<R>, E>)
     where
         StandardClassifier: ClassifyError<E>,
     {
@@ -163,33 +176,44 @@ impl<F: Policy> Tracking<F> {
             Ok(response) => {
                 let Some(info) = response.extensions().get::<HttpInfo>() else {
                     // A connector that does not report its addresses: nothing to track by.
+                    if let Some(watch) = self.watch {
+                        watch.succeeded(None);
+                    }
                     return;
                 };
                 let id = ConnectionId {
                     local: info.local_addr(),
                     remote: info.remote_addr(),
                 };
-                self.shared.registry().completed(
-                    id,
-                    &self.host,
-                    &self.capture,
-                    self.started,
-                    now,
-                    policy,
-                );
+                let mut registry = self.shared.registry();
+                let facts = self
+                    .watch
+                    .as_ref()
+                    .and_then(|_| registry.facts(id, self.started));
+                registry.completed(id, &self.host, &self.capture, self.started, now, policy);
+                drop(registry);
+                if let Some(watch) = self.watch {
+                    watch.succeeded(facts);
+                }
             }
             Err(error) => {
-                let Some(failure) = condemning_failure(policy, error) else {
-                    return;
-                };
+                let class = StandardClassifier::new().classify_error(error);
+                let failure = class.filter(|class| policy.condemns(*class));
                 let id = {
                     let metadata = self.capture.connection_metadata();
-                    let Some(connected) = metadata.as_ref() else {
-                        // The request never got a connection: there is none to condemn.
-                        return;
-                    };
-                    connected.poison();
-                    connection_id(connected)
+                    metadata.as_ref().map(|connected| {
+                        if failure.is_some() {
+                            connected.poison();
+                        }
+                        connection_id(connected)
+                    })
+                };
+                if let (Some(class), Some(watch)) = (class, self.watch.take()) {
+                    watch.failed(class, self.connection_use(id));
+                }
+                // Without a connection (the request never got one) there is none to condemn.
+                let (Some(failure), Some(id)) = (failure, id) else {
+                    return;
                 };
                 let retired =
                     self.shared
@@ -202,6 +226,21 @@ impl<F: Policy> Tracking<F> {
                     "connection condemned and poisoned"
                 );
             }
+        }
+    }
+}
+
+impl<F> Tracking<F> {
+    /// Which connection a failed request was on, for the diagnosis: `id` is `None` when the
+    /// request got no connection, `Some(None)` when the connector reports no addresses.
+    fn connection_use(&self, id: Option<Option<ConnectionId>>) -> ConnectionUse {
+        let Some(id) = id else {
+            return ConnectionUse::NoConnection;
+        };
+        let port = id.map(|id| id.local.port());
+        match id.and_then(|id| self.shared.registry().facts(id, self.started)) {
+            Some(facts) => ConnectionUse::Reused { port, facts },
+            None => ConnectionUse::New { port },
         }
     }
 }
@@ -222,6 +261,7 @@ impl<S: Clone, F> Clone for FreshConnection<S, F> {
         Self {
             inner: self.inner.clone(),
             shared: self.shared.clone(),
+            recorder: self.recorder.clone(),
         }
     }
 }
@@ -232,6 +272,7 @@ impl<S: fmt::Debug, F: fmt::Debug> fmt::Debug for FreshConnection<S, F> {
             .field("inner", &self.inner)
             .field("policy", &self.shared.policy)
             .field("tracked_connections", &self.tracked_connections())
+            .field("diagnose", &self.recorder.is_some())
             .finish()
     }
 }

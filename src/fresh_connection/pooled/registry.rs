@@ -18,6 +18,7 @@ use http::uri::{Authority, Scheme};
 use hyper_util::client::legacy::connect::CaptureConnection;
 use tokio::time::Instant;
 
+use crate::diagnose::ConnectionFacts;
 use crate::fresh_connection::policy::Policy;
 
 /// The pool a connection belongs to: hyper-util keys its pool by scheme and authority.
@@ -265,5 +266,16 @@ impl Registry {
     /// The number of connections tracked (for tests and debugging).
     pub(super) fn len(&self) -> usize {
         self.entries.len()
+    }
+
+    /// What connection `id` had done when a request started on it at `started`, for the
+    /// diagnosis; `None` when it is not tracked (new, or forgotten).
+    pub(super) fn facts(&self, id: ConnectionId, started: Instant) -> Option<ConnectionFacts> {
+        let entry = self.entries.iter().find(|entry| entry.id == id)?;
+        Some(ConnectionFacts {
+            idle: started.saturating_duration_since(entry.idle_since),
+            age: started.saturating_duration_since(entry.first_used),
+            requests: entry.requests,
+        })
     }
 }

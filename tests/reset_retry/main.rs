@@ -1,6 +1,7 @@
 //! `ResetRetry`: mock tests (readiness discipline, decisions, limits), property tests, and
 //! tests over real loopback sockets.
 
+mod budget;
 mod config;
 #[path = "../support/error_chain.rs"]
 mod error_chain;

@@ -117,3 +117,40 @@ proptest! {
         });
     }
 }
+
+/// Threads depositing and withdrawing at once (in real time, well inside one 10 s window)
+/// neither lose requests nor invent retries: the grants are the share, give or take the
+/// withdrawals that raced on the last one.
+#[test]
+fn threads_sharing_a_budget_get_the_share_between_them() {
+    const THREADS: usize = 4;
+    const EACH: usize = 10_000;
+    let budget = std::sync::Arc::new(RetryBudget::new(0.2, 0, Duration::from_secs(10)).unwrap());
+    let deposit = |budget: std::sync::Arc<RetryBudget>| {
+        std::thread::spawn(move || {
+            for _ in 0..EACH {
+                budget.deposit();
+            }
+        })
+    };
+    for handle in (0..THREADS)
+        .map(|_| deposit(budget.clone()))
+        .collect::<Vec<_>>()
+    {
+        handle.join().unwrap();
+    }
+    let withdraw = |budget: std::sync::Arc<RetryBudget>| {
+        std::thread::spawn(move || (0..EACH).filter(|_| budget.try_withdraw()).count())
+    };
+    let granted: usize = (0..THREADS)
+        .map(|_| withdraw(budget.clone()))
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|handle| handle.join().unwrap())
+        .sum();
+    let share = THREADS * EACH / 5;
+    assert!(
+        (share..=share + THREADS).contains(&granted),
+        "granted {granted}, share {share}"
+    );
+}

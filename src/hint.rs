@@ -304,9 +304,19 @@ mod tests {
     #[test]
     fn dates_before_1970_parse_to_negative_seconds() {
         assert_eq!(parse(b"Wed, 31 Dec 1969 23:59:59 GMT"), Some(-1));
-        assert_eq!(parse(b"Mon, 01 Jan 1900 00:00:00 GMT"), Some(-2_208_988_800));
-        assert_eq!(parse(b"Sat, 01 Jan 0000 00:00:00 GMT"), Some(-62_167_219_200));
-        assert_eq!(parse(b"Thu, 29 Feb 1900 00:00:00 GMT"), None, "not a leap year");
+        assert_eq!(
+            parse(b"Mon, 01 Jan 1900 00:00:00 GMT"),
+            Some(-2_208_988_800)
+        );
+        assert_eq!(
+            parse(b"Sat, 01 Jan 0000 00:00:00 GMT"),
+            Some(-62_167_219_200)
+        );
+        assert_eq!(
+            parse(b"Thu, 29 Feb 1900 00:00:00 GMT"),
+            None,
+            "not a leap year"
+        );
     }
 
     #[test]
@@ -327,14 +337,38 @@ mod tests {
             civil_from_days(seconds.div_euclid(86_400)).0
         };
         // Seen on 2026-01-01: up to 2075, and 2076 until 1 January.
-        assert_eq!(year_of(b"Sunday, 06-Nov-94 08:49:37 GMT", NEW_YEAR_2026), 1994);
-        assert_eq!(year_of(b"Sunday, 06-Nov-72 08:49:37 GMT", NEW_YEAR_2026), 2072);
-        assert_eq!(year_of(b"Sunday, 06-Nov-26 08:49:37 GMT", NEW_YEAR_2026), 2026);
-        assert_eq!(year_of(b"Sunday, 06-Nov-75 08:49:37 GMT", NEW_YEAR_2026), 2075);
-        assert_eq!(year_of(b"Sunday, 01-Jan-76 00:00:00 GMT", NEW_YEAR_2026), 2076);
-        assert_eq!(year_of(b"Sunday, 01-Jan-76 00:00:01 GMT", NEW_YEAR_2026), 1976);
-        assert_eq!(year_of(b"Sunday, 06-Nov-99 08:49:37 GMT", NEW_YEAR_2026), 1999);
-        assert_eq!(year_of(b"Sunday, 06-Nov-00 08:49:37 GMT", NEW_YEAR_2026), 2000);
+        assert_eq!(
+            year_of(b"Sunday, 06-Nov-94 08:49:37 GMT", NEW_YEAR_2026),
+            1994
+        );
+        assert_eq!(
+            year_of(b"Sunday, 06-Nov-72 08:49:37 GMT", NEW_YEAR_2026),
+            2072
+        );
+        assert_eq!(
+            year_of(b"Sunday, 06-Nov-26 08:49:37 GMT", NEW_YEAR_2026),
+            2026
+        );
+        assert_eq!(
+            year_of(b"Sunday, 06-Nov-75 08:49:37 GMT", NEW_YEAR_2026),
+            2075
+        );
+        assert_eq!(
+            year_of(b"Sunday, 01-Jan-76 00:00:00 GMT", NEW_YEAR_2026),
+            2076
+        );
+        assert_eq!(
+            year_of(b"Sunday, 01-Jan-76 00:00:01 GMT", NEW_YEAR_2026),
+            1976
+        );
+        assert_eq!(
+            year_of(b"Sunday, 06-Nov-99 08:49:37 GMT", NEW_YEAR_2026),
+            1999
+        );
+        assert_eq!(
+            year_of(b"Sunday, 06-Nov-00 08:49:37 GMT", NEW_YEAR_2026),
+            2000
+        );
         // Seen in 1990 and in 2080: the window moves.
         let in_1990 = days_from_civil(1990, 6, 1) * 86_400;
         assert_eq!(year_of(b"Sunday, 06-Nov-30 08:49:37 GMT", in_1990), 2030);

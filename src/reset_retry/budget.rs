@@ -201,12 +201,11 @@ impl RetryBudget {
             for slot in self.requests.iter().flatten().chain(self.retries.iter()) {
                 empty_if_outside(&slot.0, latest, now);
             }
-            match self.latest.0.compare_exchange(
-                latest,
-                now,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
+            match self
+                .latest
+                .0
+                .compare_exchange(latest, now, Ordering::AcqRel, Ordering::Acquire)
+            {
                 Ok(_) => return now,
                 Err(actual) => latest = actual,
             }
@@ -257,7 +256,11 @@ impl Budget for RetryBudget {
         if retries + 1.0 > (self.ratio * requests).max(self.reserve) {
             return false;
         }
-        increment(&self.retries[(now % SLOTS as u64) as usize].0, now, reference);
+        increment(
+            &self.retries[(now % SLOTS as u64) as usize].0,
+            now,
+            reference,
+        );
         true
     }
 }

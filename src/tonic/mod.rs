@@ -9,7 +9,8 @@
 //!
 //! | what happened | `Status` code | error chain under the `Status` | class |
 //! |---|---|---|---|
-//! | connection refused, or reset during the TCP handshake | `Unavailable`, "tcp connect error" | `transport::Error` → [`tonic::ConnectError`] → hyper-util's connect error → `io::Error` | never sent |
+//! | connection refused, reset during the TCP handshake, or connect timed out (`Endpoint::connect_timeout`) | `Unavailable`, "tcp connect error" | `transport::Error` → [`tonic::ConnectError`] → hyper-util's connect error → `io::Error` | never sent |
+//! | name that does not resolve, TLS handshake that failed (rustls: `InvalidData`) | `Unavailable` | `transport::Error` → [`tonic::ConnectError`] → hyper-util's "dns error", or the connector's `io::Error` (`InvalidData`) | none: fails again, not retried |
 //! | `RST_STREAM(REFUSED_STREAM)` | `Unknown`\* | `transport::Error` → `hyper::Error` → remote `h2::Error` (`REFUSED_STREAM`) | refused |
 //! | `GOAWAY(NO_ERROR)` above the call's stream | `Unknown`\* | `transport::Error` → `hyper::Error` → remote `h2::Error` (`GOAWAY`, `NO_ERROR`) | refused |
 //! | TCP reset after the server read the call | `Unknown`, "transport error" | `transport::Error` → `hyper::Error` → `io::Error` (`ConnectionReset`) | unknown outcome |

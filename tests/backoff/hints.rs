@@ -379,7 +379,10 @@ fn http_dates_before_1970_and_two_digit_years_follow_rfc_9110() {
     let Some(ServerHint::RetryAfter(wait)) = hint("Sunday, 06-Nov-72 08:49:37 GMT") else {
         panic!("a date in 2072 is a hint");
     };
-    assert!(wait >= secs(365 * 24 * 3600), "2072 is decades ahead: {wait:?}");
+    assert!(
+        wait >= secs(365 * 24 * 3600),
+        "2072 is decades ahead: {wait:?}"
+    );
     assert_eq!(
         hint("Sunday, 01-Jan-26 00:01:00 GMT"),
         Some(ServerHint::RetryAfter(secs(60)))

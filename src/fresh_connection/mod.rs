@@ -11,7 +11,8 @@
 //! This module makes the connection fresh where the client keeps its connections:
 //!
 //! * [`FreshConnection`] (pooled, feature `hyper-util`) poisons connections inside hyper-util's
-//!   pool: the one that failed, its idle siblings, and any that outlived the policy's limits;
+//!   pool: the one that failed, its idle siblings when the peer seems to have dropped idle
+//!   connections, and any that outlived the policy's limits;
 //! * [`Reconnect`] owns a single connection made by a `MakeService` and replaces it;
 //! * [`Detour`] sends the attempt to a second client that never reuses connections, for clients
 //!   whose pool cannot be reached (reqwest).

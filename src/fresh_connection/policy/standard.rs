@@ -4,8 +4,9 @@ use super::Policy;
 use crate::classify::FailureClass;
 use crate::ConfigError;
 
-/// The standard connection policy: a reset condemns its connection and the idle siblings that
-/// have been idle as long, plus the limits you set.
+/// The standard connection policy: a reset condemns its connection (and, when the peer seems to
+/// have dropped idle connections, the idle siblings that have been idle as long), plus the
+/// limits you set: none until you set one.
 ///
 /// # Examples
 ///
@@ -106,14 +107,16 @@ impl StandardBuilder {
         self
     }
 
-    /// Whether a reset also retires idle connections to the same host idle at least as long.
-    /// Defaults to `true`.
+    /// Whether a reset also retires idle connections to the same host idle at least as long,
+    /// when the peer seems to have dropped idle connections (see
+    /// [`Policy::evict_idle_siblings`]). Defaults to `true`.
     pub const fn evict_idle_siblings(mut self, evict: bool) -> Self {
         self.policy.evict_idle_siblings = evict;
         self
     }
 
-    /// Whether to learn the peer's idle timeout from resets. Defaults to `false`.
+    /// Whether to learn the peer's idle timeout from repeated resets (see
+    /// [`Policy::learn_idle_timeout`]). Defaults to `false`.
     pub const fn learn_idle_timeout(mut self, learn: bool) -> Self {
         self.policy.learn_idle_timeout = learn;
         self

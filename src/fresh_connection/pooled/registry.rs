@@ -1,4 +1,5 @@
-//! What the pooled strategy knows about each connection of the client's pool.
+//! What the pooled strategy knows about each connection of the client's pool, and about each
+//! host's peer.
 //!
 //! hyper-util's pool does not say which connections it holds, how old they are or how long they
 //! have been idle; it only lets a caller capture the connection a request used and poison it.
@@ -10,6 +11,36 @@
 //! Idle times are measured from the end of a connection's last response *head*: the body may
 //! still be streaming then, so idle times are over-estimated, which errs on the side of retiring
 //! a connection too early rather than reusing a dead one.
+//!
+//! # Forgetting
+//!
+//! A connection idle for 5 minutes ([`FORGET_AFTER`]), or for the policy's `max_idle` when that
+//! is longer, is forgotten: its entry goes, so that the entries of connections the pool has
+//! long dropped do not pile up. Forgetting does not retire the connection (unless a limit of the
+//! policy says so): with no limit set, a connection idle for an hour is reused as the pool would
+//! reuse it without this layer. If a forgotten connection is used again it is tracked afresh,
+//! its age and request count starting from that request.
+//!
+//! # Evidence that the peer dropped idle connections
+//!
+//! After a reused connection fails, its idle siblings are retired only when the failure looks
+//! like the peer dropping idle connections (a restart, a NAT or load balancer that forgot or
+//! timed out its connections) rather than one connection breaking (an isolated reset from an
+//! overloaded server or a proxy): retiring a healthy connection costs a new one. The evidence is
+//! any of:
+//!
+//! * **a quiet host**: no other request to the host started while the failed connection sat
+//!   idle, so nothing says the peer still knows its old connections (one client's requests
+//!   one after another, or the first request after a pause);
+//! * **one failure after another**: the failed connection was already idle when the host's
+//!   previous stale failure happened, and no connection as old has carried a request that
+//!   started since;
+//! * **an idle timeout**: the failed connection sat idle at least 200 ms, and no reused
+//!   connection is known to have worked after about as long (see [`IdleEvidence`]).
+//!
+//! The siblings retired are those idle at least as long as the failed one. Under isolated
+//! resets among concurrent requests none of these holds, and each reset costs one new
+//! connection, as it does without this layer.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -18,6 +49,7 @@ use http::uri::{Authority, Scheme};
 use hyper_util::client::legacy::connect::CaptureConnection;
 use tokio::time::Instant;
 
+use super::idle_evidence::IdleEvidence;
 use crate::fresh_connection::policy::Policy;
 
 /// The pool a connection belongs to: hyper-util keys its pool by scheme and authority.
@@ -52,34 +84,37 @@ struct Entry {
     capture: CaptureConnection,
     first_used: Instant,
     idle_since: Instant,
+    /// When the last request that got its response on the connection started.
+    last_ok_started: Instant,
+    /// The host's count of requests started ([`Peer::started`]) when the connection went idle.
+    started_when_idle: u64,
     requests: u32,
 }
 
-/// What was learned of one host's idle timeout.
+/// What is known of one host's peer.
 #[derive(Debug)]
-struct Learned {
+struct Peer {
     host: Host,
-    /// The shortest idle time after which a connection was found reset.
-    shortest_reset: Duration,
-    /// The longest idle time after which a connection was reused successfully, below
-    /// `shortest_reset`.
-    longest_ok: Duration,
+    idle: IdleEvidence,
+    /// Requests started to the host.
+    started: u64,
+    /// When the last request that failed on a reused connection to the host started.
+    last_stale_failure: Option<Instant>,
 }
 
-/// Resets after less idle time than this are not taken as an idle timeout: a connection
-/// reset after a few milliseconds idle was reset for another reason.
-const MIN_LEARNED_IDLE: Duration = Duration::from_millis(200);
-/// Connections not seen for this long are forgotten (and poisoned, since they can no longer be
-/// held to the limits); hyper-util's default pool idle timeout is 90 s.
-const FORGET_AFTER: Duration = Duration::from_secs(300);
+/// Connections idle this long (or for the policy's `max_idle`, when longer) are forgotten, not
+/// retired; hyper-util's default pool idle timeout is 90 s.
+pub(super) const FORGET_AFTER: Duration = Duration::from_secs(300);
 /// At most this many connections are tracked; the oldest are forgotten first.
 const MAX_ENTRIES: usize = 4096;
+/// At most this many hosts are remembered; the first remembered are forgotten first.
+const MAX_PEERS: usize = 1024;
 
 /// The connections of one pool; shared by every clone of a layer's service.
 #[derive(Debug, Default)]
 pub(super) struct Registry {
     entries: Vec<Entry>,
-    learned: Vec<Learned>,
+    peers: Vec<Peer>,
 }
 
 /// Poisons the connection a capture saw: the pool will not hand it out again.
@@ -90,30 +125,68 @@ fn poison(capture: &CaptureConnection) {
 }
 
 impl Registry {
-    /// Retires the idle connections to `host` that the policy says must not be reused:
-    /// called before each request, so that the pool cannot hand them out.
+    /// Retires the idle connections to `host` that the policy says must not be reused, and
+    /// forgets the connections of any host that have been idle for [`FORGET_AFTER`]: called
+    /// before each request, so that the pool cannot hand them out.
     pub(super) fn retire_before_checkout<P: Policy>(
         &mut self,
         host: &Host,
         now: Instant,
         policy: &P,
     ) {
-        let max_idle = self.max_idle(host, policy);
-        let (max_age, max_requests) = (policy.max_age(), policy.max_requests());
+        let (max_idle, max_age, max_requests) =
+            (policy.max_idle(), policy.max_age(), policy.max_requests());
+        let forget_after = max_idle.map_or(FORGET_AFTER, |max| max.max(FORGET_AFTER));
+        let peer = peer_of(&mut self.peers, host);
+        peer.started += 1;
+        // The learned limit, where it is below the policy's own.
+        let learned = policy
+            .learn_idle_timeout()
+            .then(|| peer.idle.limit())
+            .flatten()
+            .filter(|learned| max_idle.is_none_or(|max| *learned < max));
+        let probe_due = learned.is_some() && peer.idle.probe_due();
+        let mut probe = probe_due;
+        let mut retired_by_learned = 0;
         self.entries.retain(|entry| {
             let idle = now.saturating_duration_since(entry.idle_since);
-            let expired = idle >= FORGET_AFTER
-                || (entry.host == *host
-                    && (max_idle.is_some_and(|max| idle >= max)
-                        || max_age.is_some_and(|max| {
-                            now.saturating_duration_since(entry.first_used) >= max
-                        })
-                        || max_requests.is_some_and(|max| entry.requests >= max)));
-            if expired {
+            let aged =
+                max_age.is_some_and(|max| now.saturating_duration_since(entry.first_used) >= max);
+            if entry.host == *host {
+                let used_up = max_idle.is_some_and(|max| idle >= max)
+                    || aged
+                    || max_requests.is_some_and(|max| entry.requests >= max);
+                if used_up {
+                    poison(&entry.capture);
+                    return false;
+                }
+                if learned.is_some_and(|learned| idle >= learned) {
+                    if std::mem::take(&mut probe) {
+                        // Left to be reused past the learned limit, to test it.
+                        return true;
+                    }
+                    retired_by_learned += 1;
+                    poison(&entry.capture);
+                    return false;
+                }
+            }
+            if idle < forget_after {
+                return true;
+            }
+            // Forgotten. Retired too only when a limit of the policy says so: with `max_idle`
+            // set, it was idle longer than that.
+            if max_idle.is_some() || aged {
                 poison(&entry.capture);
             }
-            !expired
+            false
         });
+        let peer = peer_of(&mut self.peers, host);
+        for _ in 0..retired_by_learned {
+            peer.idle.retired_by_limit();
+        }
+        if probe_due && !probe {
+            peer.idle.probed();
+        }
     }
 
     /// Records a request that got its response on connection `id`; retires the connection at
@@ -127,13 +200,13 @@ impl Registry {
         now: Instant,
         policy: &P,
     ) {
+        let peer = peer_of(&mut self.peers, host);
+        let started_to_host = peer.started;
         let index = match self.entries.iter().position(|entry| entry.id == id) {
             Some(index) => {
-                let entry = &self.entries[index];
-                if entry.requests > 0 {
-                    let idle = started.saturating_duration_since(entry.idle_since);
-                    self.learn_success(host, idle);
-                }
+                // A reused connection: it worked after sitting idle this long.
+                let idle = started.saturating_duration_since(self.entries[index].idle_since);
+                peer.idle.worked_after(idle);
                 index
             }
             None => {
@@ -141,8 +214,8 @@ impl Registry {
                     return;
                 }
                 if self.entries.len() >= MAX_ENTRIES {
-                    let oldest = self.entries.remove(0);
-                    poison(&oldest.capture);
+                    // Forgotten, not retired, like any connection the registry lets go of.
+                    self.entries.remove(0);
                 }
                 self.entries.push(Entry {
                     id,
@@ -150,6 +223,8 @@ impl Registry {
                     capture: capture.clone(),
                     first_used: started,
                     idle_since: now,
+                    last_ok_started: started,
+                    started_when_idle: started_to_host,
                     requests: 0,
                 });
                 self.entries.len() - 1
@@ -158,6 +233,8 @@ impl Registry {
         let entry = &mut self.entries[index];
         entry.requests = entry.requests.saturating_add(1);
         entry.idle_since = now;
+        entry.last_ok_started = started;
+        entry.started_when_idle = started_to_host;
         let used_up = policy
             .max_requests()
             .is_some_and(|max| entry.requests >= max)
@@ -171,9 +248,10 @@ impl Registry {
     }
 
     /// Records a failure the policy condemns on connection `id` (already poisoned by the
-    /// caller): when the connection had been idle in the pool before this request, retires the
-    /// connections to the same host that have been idle at least as long. Returns how many
-    /// siblings were retired.
+    /// caller), as evidence about the host's peer. When the connection had been idle in the
+    /// pool before this request and the evidence says the peer dropped idle connections (see
+    /// the [module documentation](self)), retires the connections to the same host that have
+    /// been idle at least as long. Returns how many siblings were retired.
     pub(super) fn condemned<P: Policy>(
         &mut self,
         id: Option<ConnectionId>,
@@ -183,16 +261,33 @@ impl Registry {
     ) -> usize {
         let Some(index) = id.and_then(|id| self.entries.iter().position(|entry| entry.id == id))
         else {
-            // A connection seen for the first time: it was new, not stale, so its siblings are
-            // not suspect.
+            // A connection seen for the first time: it was new, not stale, so it says nothing
+            // about its siblings.
             return 0;
         };
         let failed = self.entries.swap_remove(index);
         let idle = started.saturating_duration_since(failed.idle_since);
-        if policy.learn_idle_timeout() {
-            self.learn_reset(host, idle);
-        }
+        let peer = peer_of(&mut self.peers, host);
+        let idle_timeout = peer.idle.suggests_idle_timeout(idle);
+        // No other request to the host started while the connection sat idle.
+        let quiet = peer.started.saturating_sub(failed.started_when_idle) <= 1;
+        let previous = peer.last_stale_failure.replace(started);
+        peer.idle.reset_after(idle);
         if !policy.evict_idle_siblings() {
+            return 0;
+        }
+        // The connection sat idle through the host's previous stale failure, and no connection
+        // as old has carried a request that started since: one failure after another.
+        let repeated = previous.is_some_and(|previous| {
+            failed.idle_since <= previous
+                && !self.entries.iter().any(|entry| {
+                    entry.host == *host
+                        && entry.first_used <= previous
+                        && entry.last_ok_started > previous
+                })
+        });
+        if !(quiet || repeated || idle_timeout) {
+            // One connection broke: its siblings are fine.
             return 0;
         }
         let before = self.entries.len();
@@ -207,63 +302,28 @@ impl Registry {
         before - self.entries.len()
     }
 
-    /// The idle limit for `host`: the policy's, lowered to what was learned.
-    fn max_idle<P: Policy>(&self, host: &Host, policy: &P) -> Option<Duration> {
-        let learned = policy
-            .learn_idle_timeout()
-            .then(|| self.learned.iter().find(|learned| learned.host == *host))
-            .flatten()
-            .map(|learned| {
-                // The peer's timeout lies between the longest idle time known to work and the
-                // shortest one that ended in a reset. Stay at the proven one, or at half the
-                // reset one when that is longer: a later reset below it lowers it again.
-                learned.longest_ok.max(learned.shortest_reset / 2)
-            });
-        match (policy.max_idle(), learned) {
-            (Some(max), Some(learned)) => Some(max.min(learned)),
-            (max, learned) => max.or(learned),
-        }
-    }
-
-    fn learn_reset(&mut self, host: &Host, idle: Duration) {
-        if idle < MIN_LEARNED_IDLE {
-            return;
-        }
-        match self
-            .learned
-            .iter_mut()
-            .find(|learned| learned.host == *host)
-        {
-            Some(learned) => {
-                if idle < learned.shortest_reset {
-                    learned.shortest_reset = idle;
-                    if learned.longest_ok >= idle {
-                        learned.longest_ok = Duration::ZERO;
-                    }
-                }
-            }
-            None => self.learned.push(Learned {
-                host: host.clone(),
-                shortest_reset: idle,
-                longest_ok: Duration::ZERO,
-            }),
-        }
-    }
-
-    fn learn_success(&mut self, host: &Host, idle: Duration) {
-        if let Some(learned) = self
-            .learned
-            .iter_mut()
-            .find(|learned| learned.host == *host)
-        {
-            if idle < learned.shortest_reset && idle > learned.longest_ok {
-                learned.longest_ok = idle;
-            }
-        }
-    }
-
     /// The number of connections tracked (for tests and debugging).
     pub(super) fn len(&self) -> usize {
         self.entries.len()
     }
+}
+
+/// What is known of `host`'s peer, remembered from now on if it was not.
+fn peer_of<'a>(peers: &'a mut Vec<Peer>, host: &Host) -> &'a mut Peer {
+    let index = match peers.iter().position(|peer| peer.host == *host) {
+        Some(index) => index,
+        None => {
+            if peers.len() >= MAX_PEERS {
+                peers.remove(0);
+            }
+            peers.push(Peer {
+                host: host.clone(),
+                idle: IdleEvidence::default(),
+                started: 0,
+                last_stale_failure: None,
+            });
+            peers.len() - 1
+        }
+    };
+    &mut peers[index]
 }

@@ -13,7 +13,7 @@ use http_body_util::{BodyExt, Full};
 use tower::util::BoxCloneSyncService;
 use tower::{BoxError, ServiceBuilder, ServiceExt};
 use tower_reset::fresh_connection::policy::Standard;
-use tower_reset::lab::{Action, Lab, Match};
+use tower_reset::lab::{Action, Lab, Match, Reply};
 
 use super::{client, pooled, retry};
 
@@ -88,4 +88,77 @@ async fn isolated_resets_cost_about_one_connection_each() {
         per_fault(layered) <= 1.1 * per_fault(bare),
         "bare: {bare:?}, stack: {layered:?} (connections, faults)"
     );
+}
+
+/// Warms 16 connections, lets the lab forget them all (a NAT that dropped its state), then sends
+/// 64 GETs, 4 at once; returns how many stale connections they met, and how many GETs failed
+/// (after 3 attempts).
+async fn stale_met_after_a_forget(policy: Standard) -> (usize, usize) {
+    let lab = Lab::builder()
+        .on(
+            Match::path("/warm"),
+            Action::Reply(Reply::ok().delay(Duration::from_millis(100))),
+        )
+        .start()
+        .await
+        .expect("the lab starts");
+    let stack = ServiceBuilder::new()
+        .map_err(BoxError::from)
+        .layer(retry(3))
+        .service(pooled(policy));
+    let stack = BoxCloneSyncService::new(stack);
+    let get = |path: &str| {
+        let stack = stack.clone();
+        let request = http::Request::get(lab.url(path))
+            .body(Full::default())
+            .expect("a valid request");
+        tokio::spawn(async move {
+            let response = stack.oneshot(request).await?;
+            assert_eq!(response.status(), 200);
+            response.into_body().collect().await?;
+            Ok::<_, BoxError>(())
+        })
+    };
+    let warm: Vec<_> = (0..16).map(|_| get("/warm")).collect();
+    for call in warm {
+        call.await.expect("no panic").expect("the warm-up succeeds");
+    }
+    assert_eq!(lab.counts().connections(), 16);
+    lab.forget_connections();
+    let mut failed = 0;
+    for _ in 0..16 {
+        let burst: Vec<_> = (0..4).map(|_| get("/")).collect();
+        for call in burst {
+            failed += usize::from(call.await.expect("no panic").is_err());
+        }
+    }
+    (lab.counts().forgotten_resets(), failed)
+}
+
+/// The other side of the bar: when the peer did drop every idle connection, the stack notices
+/// (failures came one after another, and no old connection has worked since) and retires the
+/// rest, so that the requests meet fewer of the 16 stale connections than with no sibling
+/// eviction at all, and every GET succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_forgot_every_connection_is_noticed_under_load() {
+    let bound = Duration::from_secs(30);
+    let (evicting, evicting_failed) =
+        tokio::time::timeout(bound, stale_met_after_a_forget(Standard::new()))
+            .await
+            .expect("the run ends");
+    let never = Standard::builder()
+        .evict_idle_siblings(false)
+        .build()
+        .expect("a valid policy");
+    let (not_evicting, not_evicting_failed) =
+        tokio::time::timeout(bound, stale_met_after_a_forget(never))
+            .await
+            .expect("the run ends");
+    println!(
+        "stale connections met: {evicting} evicting idle siblings ({evicting_failed} GETs \
+         failed), {not_evicting} not ({not_evicting_failed} failed)"
+    );
+    assert_eq!(not_evicting, 16, "each stale connection fails once");
+    assert!(evicting <= 8, "{evicting} stale connections met");
+    assert_eq!(evicting_failed, 0);
 }

@@ -35,10 +35,10 @@ use crate::trace::event;
 /// connections (a restart, a NAT or load balancer that forgot or timed out its connections),
 /// that is when:
 ///
-/// * no other request to the host started while the failed connection sat idle (nothing shows
-///   the peer still knows its old connections);
+/// * no other request to the host started or got its response while the failed connection sat
+///   idle (nothing shows the peer still knows its old connections);
 /// * or the failed connection was already idle when the host's previous such failure happened,
-///   and no connection as old has carried a request that started since;
+///   and no connection as old has completed a request since;
 /// * or the failed connection sat idle at least 200 ms and no reused connection is known to have
 ///   worked after about as long.
 ///

@@ -29,12 +29,12 @@
 //! overloaded server or a proxy): retiring a healthy connection costs a new one. The evidence is
 //! any of:
 //!
-//! * **a quiet host**: no other request to the host started while the failed connection sat
-//!   idle, so nothing says the peer still knows its old connections (one client's requests
-//!   one after another, or the first request after a pause);
+//! * **a quiet host**: no other request to the host started or got its response while the
+//!   failed connection sat idle, so nothing says the peer still knows its old connections (one
+//!   client's requests one after another, or the first request after a pause);
 //! * **one failure after another**: the failed connection was already idle when the host's
-//!   previous stale failure happened, and no connection as old has carried a request that
-//!   started since;
+//!   previous stale failure happened, and no connection as old has completed a request since
+//!   (under isolated resets among concurrent requests, some always has);
 //! * **an idle timeout**: the failed connection sat idle at least 200 ms, and no reused
 //!   connection is known to have worked after about as long (see [`IdleEvidence`]).
 //!
@@ -84,10 +84,9 @@ struct Entry {
     capture: CaptureConnection,
     first_used: Instant,
     idle_since: Instant,
-    /// When the last request that got its response on the connection started.
-    last_ok_started: Instant,
-    /// The host's count of requests started ([`Peer::started`]) when the connection went idle.
-    started_when_idle: u64,
+    /// The host's count of requests started and completed ([`Peer::activity`]) when the
+    /// connection went idle.
+    activity_when_idle: u64,
     requests: u32,
 }
 
@@ -96,8 +95,8 @@ struct Entry {
 struct Peer {
     host: Host,
     idle: IdleEvidence,
-    /// Requests started to the host.
-    started: u64,
+    /// Requests started to the host, plus requests that got their response.
+    activity: u64,
     /// When the last request that failed on a reused connection to the host started.
     last_stale_failure: Option<Instant>,
 }
@@ -138,7 +137,7 @@ impl Registry {
             (policy.max_idle(), policy.max_age(), policy.max_requests());
         let forget_after = max_idle.map_or(FORGET_AFTER, |max| max.max(FORGET_AFTER));
         let peer = peer_of(&mut self.peers, host);
-        peer.started += 1;
+        peer.activity += 1;
         // The learned limit, where it is below the policy's own.
         let learned = policy
             .learn_idle_timeout()
@@ -201,7 +200,8 @@ impl Registry {
         policy: &P,
     ) {
         let peer = peer_of(&mut self.peers, host);
-        let started_to_host = peer.started;
+        peer.activity += 1;
+        let activity = peer.activity;
         let index = match self.entries.iter().position(|entry| entry.id == id) {
             Some(index) => {
                 // A reused connection: it worked after sitting idle this long.
@@ -223,8 +223,7 @@ impl Registry {
                     capture: capture.clone(),
                     first_used: started,
                     idle_since: now,
-                    last_ok_started: started,
-                    started_when_idle: started_to_host,
+                    activity_when_idle: activity,
                     requests: 0,
                 });
                 self.entries.len() - 1
@@ -233,8 +232,7 @@ impl Registry {
         let entry = &mut self.entries[index];
         entry.requests = entry.requests.saturating_add(1);
         entry.idle_since = now;
-        entry.last_ok_started = started;
-        entry.started_when_idle = started_to_host;
+        entry.activity_when_idle = activity;
         let used_up = policy
             .max_requests()
             .is_some_and(|max| entry.requests >= max)
@@ -269,21 +267,22 @@ impl Registry {
         let idle = started.saturating_duration_since(failed.idle_since);
         let peer = peer_of(&mut self.peers, host);
         let idle_timeout = peer.idle.suggests_idle_timeout(idle);
-        // No other request to the host started while the connection sat idle.
-        let quiet = peer.started.saturating_sub(failed.started_when_idle) <= 1;
+        // No other request to the host started or got its response while the connection sat
+        // idle: only this one started.
+        let quiet = peer.activity.saturating_sub(failed.activity_when_idle) <= 1;
         let previous = peer.last_stale_failure.replace(started);
         peer.idle.reset_after(idle);
         if !policy.evict_idle_siblings() {
             return 0;
         }
         // The connection sat idle through the host's previous stale failure, and no connection
-        // as old has carried a request that started since: one failure after another.
+        // as old has completed a request since: one failure after another.
         let repeated = previous.is_some_and(|previous| {
             failed.idle_since <= previous
                 && !self.entries.iter().any(|entry| {
                     entry.host == *host
                         && entry.first_used <= previous
-                        && entry.last_ok_started > previous
+                        && entry.idle_since > previous
                 })
         });
         if !(quiet || repeated || idle_timeout) {
@@ -319,7 +318,7 @@ fn peer_of<'a>(peers: &'a mut Vec<Peer>, host: &Host) -> &'a mut Peer {
             peers.push(Peer {
                 host: host.clone(),
                 idle: IdleEvidence::default(),
-                started: 0,
+                activity: 0,
                 last_stale_failure: None,
             });
             peers.len() - 1

@@ -58,21 +58,39 @@ where
     connections
 }
 
+/// `ResetRetry` (3 attempts) over the pooled strategy with `policy`, against a lab that
+/// applies `action` to the requests `when` matches, one GET every 300 ms, `requests` of them;
+/// returns the lab's connection count after each request.
+async fn every_300_ms(
+    policy: Standard,
+    when: Match,
+    action: Action,
+    requests: usize,
+) -> Vec<usize> {
+    let lab = Lab::builder()
+        .on(when, action)
+        .start()
+        .await
+        .expect("the lab starts");
+    run(retrying(policy), &lab, &vec![ms(300); requests]).await
+}
+
+/// `ResetRetry` with 3 attempts over the pooled strategy with `policy`.
+fn retrying(
+    policy: Standard,
+) -> tower_reset::ResetRetry<tower_reset::FreshConnection<HttpClient, Standard>> {
+    ServiceBuilder::new()
+        .layer(retry(3))
+        .service(pooled(policy))
+}
+
 /// The case: a server with no idle timeout resets one request after 300 ms idle, then
 /// requests keep coming every 300 ms. One reset is not evidence of an idle timeout: the
 /// connection that replaced the reset one is reused from then on, as without learning
 /// (before: `[1, 2, 3, …, 14]`, one new connection per request for ever).
 #[tokio::test(start_paused = true)]
 async fn an_isolated_reset_teaches_nothing() {
-    let lab = Lab::builder()
-        .on(Match::nth(2), Action::ResetAfterRequest)
-        .start()
-        .await
-        .expect("the lab starts");
-    let stack = ServiceBuilder::new()
-        .layer(retry(3))
-        .service(pooled(learning()));
-    let connections = run(stack, &lab, &[ms(300); 14]).await;
+    let connections = every_300_ms(learning(), Match::nth(2), Action::ResetAfterRequest, 14).await;
     assert_eq!(connections, [1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2]);
 }
 
@@ -81,18 +99,8 @@ async fn an_isolated_reset_teaches_nothing() {
 /// limit, it works, and the limit is unlearned: the connection count stops growing.
 #[tokio::test(start_paused = true)]
 async fn a_learned_limit_that_connections_outlive_is_unlearned() {
-    let lab = Lab::builder()
-        .on(
-            Match::nth_on_connection(2).times(2),
-            Action::ResetAfterRequest,
-        )
-        .start()
-        .await
-        .expect("the lab starts");
-    let stack = ServiceBuilder::new()
-        .layer(retry(3))
-        .service(pooled(learning()));
-    let connections = run(stack, &lab, &[ms(300); 40]).await;
+    let twice = Match::nth_on_connection(2).times(2);
+    let connections = every_300_ms(learning(), twice, Action::ResetAfterRequest, 40).await;
     // Requests 2 and 3 are reset and retried on new connections; requests 4 to 19 each find
     // their connection retired (16 retirements); request 20 is the probe.
     let mut expected: Vec<usize> = (1..=19).collect();
@@ -114,10 +122,7 @@ async fn a_real_idle_timeout_is_learned_within_two_resets() {
             .start()
             .await
             .expect("the lab starts");
-        let stack = ServiceBuilder::new()
-            .layer(retry(3))
-            .service(pooled(policy));
-        run(stack, &lab, &gaps).await;
+        run(retrying(policy), &lab, &gaps).await;
         assert_eq!(lab.counts().forgotten_resets(), resets, "{policy:?}");
     }
 }

@@ -35,8 +35,9 @@ use crate::trace::event;
 /// connections (a restart, a NAT or load balancer that forgot or timed out its connections),
 /// that is when:
 ///
-/// * no other request to the host started or got its response while the failed connection sat
-///   idle (nothing shows the peer still knows its old connections);
+/// * no other request to the host was in flight when the failed connection went idle, and none
+///   started or got its response since (nothing shows the peer still knows its old
+///   connections);
 /// * or the failed connection was already idle when the host's previous such failure happened,
 ///   and no connection as old has completed a request since;
 /// * or the failed connection sat idle at least 200 ms and no reused connection is known to have
@@ -154,6 +155,7 @@ where
                 capture,
                 host,
                 started,
+                ended: false,
             }),
         }
     }
@@ -164,6 +166,18 @@ struct Tracking<F> {
     capture: CaptureConnection,
     host: Host,
     started: Instant,
+    /// Whether the registry was told that the request ended.
+    ended: bool,
+}
+
+impl<F> Drop for Tracking<F> {
+    /// A request whose end the registry did not record (an error that condemns nothing, a
+    /// connector without addresses, a response future dropped before it ended) still ends.
+    fn drop(&mut self) {
+        if !self.ended {
+            self.shared.registry().ended(&self.host);
+        }
+    }
 }
 
 pin_project! {
@@ -194,7 +208,7 @@ where
 }
 
 impl<F: Policy> Tracking<F> {
-    fn record<R, E>(self, result: &Result<http::Response<R>, E>)
+    fn record<R, E>(mut self, result: &Result<http::Response<R>, E>)
     where
         StandardClassifier: ClassifyError<E>,
     {
@@ -210,6 +224,7 @@ impl<F: Policy> Tracking<F> {
                     local: info.local_addr(),
                     remote: info.remote_addr(),
                 };
+                self.ended = true;
                 self.shared.registry().completed(
                     id,
                     &self.host,
@@ -232,6 +247,7 @@ impl<F: Policy> Tracking<F> {
                     connected.poison();
                     connection_id(connected)
                 };
+                self.ended = true;
                 let retired =
                     self.shared
                         .registry()

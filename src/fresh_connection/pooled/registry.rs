@@ -29,9 +29,10 @@
 //! overloaded server or a proxy): retiring a healthy connection costs a new one. The evidence is
 //! any of:
 //!
-//! * **a quiet host**: no other request to the host started or got its response while the
-//!   failed connection sat idle, so nothing says the peer still knows its old connections (one
-//!   client's requests one after another, or the first request after a pause);
+//! * **a quiet host**: no other request to the host was in flight when the failed connection
+//!   went idle, and none started or got its response since, so nothing says the peer still
+//!   knows its old connections (one client's requests one after another, or the first request
+//!   after a pause);
 //! * **one failure after another**: the failed connection was already idle when the host's
 //!   previous stale failure happened, and no connection as old has completed a request since
 //!   (under isolated resets among concurrent requests, some always has);
@@ -87,6 +88,8 @@ struct Entry {
     /// The host's count of requests started and completed ([`Peer::activity`]) when the
     /// connection went idle.
     activity_when_idle: u64,
+    /// The host's other requests in flight when the connection went idle.
+    in_flight_when_idle: u64,
     requests: u32,
 }
 
@@ -97,6 +100,8 @@ struct Peer {
     idle: IdleEvidence,
     /// Requests started to the host, plus requests that got their response.
     activity: u64,
+    /// Requests to the host started and not yet ended.
+    in_flight: u64,
     /// When the last request that failed on a reused connection to the host started.
     last_stale_failure: Option<Instant>,
 }
@@ -138,6 +143,7 @@ impl Registry {
         let forget_after = max_idle.map_or(FORGET_AFTER, |max| max.max(FORGET_AFTER));
         let peer = peer_of(&mut self.peers, host);
         peer.activity += 1;
+        peer.in_flight += 1;
         // The learned limit, where it is below the policy's own.
         let learned = policy
             .learn_idle_timeout()
@@ -200,8 +206,9 @@ impl Registry {
         policy: &P,
     ) {
         let peer = peer_of(&mut self.peers, host);
+        peer.in_flight = peer.in_flight.saturating_sub(1);
         peer.activity += 1;
-        let activity = peer.activity;
+        let (activity, in_flight) = (peer.activity, peer.in_flight);
         let index = match self.entries.iter().position(|entry| entry.id == id) {
             Some(index) => {
                 // A reused connection: it worked after sitting idle this long.
@@ -224,6 +231,7 @@ impl Registry {
                     first_used: started,
                     idle_since: now,
                     activity_when_idle: activity,
+                    in_flight_when_idle: in_flight,
                     requests: 0,
                 });
                 self.entries.len() - 1
@@ -233,6 +241,7 @@ impl Registry {
         entry.requests = entry.requests.saturating_add(1);
         entry.idle_since = now;
         entry.activity_when_idle = activity;
+        entry.in_flight_when_idle = in_flight;
         let used_up = policy
             .max_requests()
             .is_some_and(|max| entry.requests >= max)
@@ -257,6 +266,7 @@ impl Registry {
         started: Instant,
         policy: &P,
     ) -> usize {
+        self.ended(host);
         let Some(index) = id.and_then(|id| self.entries.iter().position(|entry| entry.id == id))
         else {
             // A connection seen for the first time: it was new, not stale, so it says nothing
@@ -267,9 +277,10 @@ impl Registry {
         let idle = started.saturating_duration_since(failed.idle_since);
         let peer = peer_of(&mut self.peers, host);
         let idle_timeout = peer.idle.suggests_idle_timeout(idle);
-        // No other request to the host started or got its response while the connection sat
-        // idle: only this one started.
-        let quiet = peer.activity.saturating_sub(failed.activity_when_idle) <= 1;
+        // No other request to the host was in flight when the connection went idle, and none
+        // started or got its response since: only this one started.
+        let quiet = failed.in_flight_when_idle == 0
+            && peer.activity.saturating_sub(failed.activity_when_idle) <= 1;
         let previous = peer.last_stale_failure.replace(started);
         peer.idle.reset_after(idle);
         if !policy.evict_idle_siblings() {
@@ -301,6 +312,13 @@ impl Registry {
         before - self.entries.len()
     }
 
+    /// Records the end of a request to `host` that neither [`completed`](Self::completed) nor
+    /// was [`condemned`](Self::condemned).
+    pub(super) fn ended(&mut self, host: &Host) {
+        let peer = peer_of(&mut self.peers, host);
+        peer.in_flight = peer.in_flight.saturating_sub(1);
+    }
+
     /// The number of connections tracked (for tests and debugging).
     pub(super) fn len(&self) -> usize {
         self.entries.len()
@@ -319,6 +337,7 @@ fn peer_of<'a>(peers: &'a mut Vec<Peer>, host: &Host) -> &'a mut Peer {
                 host: host.clone(),
                 idle: IdleEvidence::default(),
                 activity: 0,
+                in_flight: 0,
                 last_stale_failure: None,
             });
             peers.len() - 1

@@ -27,6 +27,8 @@ use crate::ConfigError;
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Standard {
+    /// The failure classes that condemn a connection, one bit each ([`class_bit`]).
+    condemned: u8,
     max_age: Option<Duration>,
     max_idle: Option<Duration>,
     max_requests: Option<u32>,
@@ -38,6 +40,7 @@ impl Standard {
     /// The standard policy with no limits.
     pub const fn new() -> Self {
         Self {
+            condemned: class_bit(FailureClass::UnknownOutcome),
             max_age: None,
             max_idle: None,
             max_requests: None,
@@ -60,9 +63,19 @@ impl Default for Standard {
     }
 }
 
+/// The bit of a failure class in [`Standard`]'s set of condemning classes.
+const fn class_bit(failure: FailureClass) -> u8 {
+    match failure {
+        FailureClass::NeverSent => 1,
+        FailureClass::Refused => 1 << 1,
+        FailureClass::UnknownOutcome => 1 << 2,
+        FailureClass::Unavailable => 1 << 3,
+    }
+}
+
 impl Policy for Standard {
     fn condemns(&self, failure: FailureClass) -> bool {
-        failure == FailureClass::UnknownOutcome
+        self.condemned & class_bit(failure) != 0
     }
     fn max_age(&self) -> Option<Duration> {
         self.max_age
@@ -88,6 +101,35 @@ pub struct StandardBuilder {
 }
 
 impl StandardBuilder {
+    /// Also condemns the connection a failure of this class happened on. Defaults to
+    /// [`FailureClass::UnknownOutcome`] only (a reset or an unexpected close).
+    ///
+    /// A single-connection service whose connection may die between two requests without
+    /// saying so at once (a tonic `Channel`: see [`crate::tonic`]) wants a new connection after
+    /// *any* connection failure: condemn [`NeverSent`](FailureClass::NeverSent) (a request
+    /// cancelled on a connection that was closing) and [`Refused`](FailureClass::Refused) (a
+    /// `GOAWAY`) as well.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tower_reset::classify::FailureClass;
+    /// use tower_reset::fresh_connection::policy::{Policy, Standard};
+    ///
+    /// let policy = Standard::builder()
+    ///     .condemn(FailureClass::NeverSent)
+    ///     .condemn(FailureClass::Refused)
+    ///     .build()?;
+    /// assert!(policy.condemns(FailureClass::Refused));
+    /// assert!(policy.condemns(FailureClass::UnknownOutcome));
+    /// assert!(!policy.condemns(FailureClass::Unavailable));
+    /// # Ok::<(), tower_reset::ConfigError>(())
+    /// ```
+    pub const fn condemn(mut self, failure: FailureClass) -> Self {
+        self.policy.condemned |= class_bit(failure);
+        self
+    }
+
     /// The longest a connection may live. Must be more than zero. Defaults to no limit.
     pub const fn max_age(mut self, max_age: Duration) -> Self {
         self.policy.max_age = Some(max_age);

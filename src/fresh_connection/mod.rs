@@ -23,8 +23,9 @@
 //! # Cost
 //!
 //! The pooled strategy captures each request's connection (`capture_connection`: a small
-//! allocation per request) and takes a mutex twice per request to keep its registry. It holds no
-//! lock across an await and spawns no task.
+//! allocation per request) and takes a mutex twice per request to keep its registry (three
+//! times for a request that fails without condemning its connection, or whose future is
+//! dropped before it ends). It holds no lock across an await and spawns no task.
 
 mod detour;
 mod layer;

@@ -108,7 +108,7 @@ struct Peer {
 
 /// Connections idle this long (or for the policy's `max_idle`, when longer) are forgotten, not
 /// retired; hyper-util's default pool idle timeout is 90 s.
-pub(super) const FORGET_AFTER: Duration = Duration::from_secs(300);
+const FORGET_AFTER: Duration = Duration::from_secs(300);
 /// At most this many connections are tracked; the oldest are forgotten first.
 const MAX_ENTRIES: usize = 4096;
 /// At most this many hosts are remembered; the first remembered are forgotten first.

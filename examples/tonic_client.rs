@@ -31,16 +31,20 @@ use tonic::{Code, Status};
 use tower::ServiceBuilder;
 use tower_reset::attempt::AttemptHistory;
 use tower_reset::replay::ReplayBodyLayer;
-use tower_reset::tonic::{ChannelBodyLayer, IdempotentMethods, UnavailableStatusLayer};
+use tower_reset::tonic::{
+    fresh_channel, ChannelBodyLayer, IdempotentMethods, UnavailableStatusLayer,
+};
 use tower_reset::{BackoffLayer, ResetRetryLayer};
 
 use echo::{EchoClient, EchoRequest};
 use proxy::Conn;
 
+fn endpoint(addr: SocketAddr) -> Endpoint {
+    Endpoint::from_shared(format!("http://{addr}")).expect("a valid URI")
+}
+
 fn channel(addr: SocketAddr) -> Channel {
-    Endpoint::from_shared(format!("http://{addr}"))
-        .expect("a valid URI")
-        .connect_lazy()
+    endpoint(addr).connect_lazy()
 }
 
 /// A proxy in front of the server whose first connection is reset after the server answered.
@@ -108,7 +112,7 @@ async fn main() -> ExitCode {
                 .layer(retry)
                 .layer(BackoffLayer::new())
                 .layer(ChannelBodyLayer::new())
-                .service(channel(addr)),
+                .service(fresh_channel(endpoint(addr))),
         )
     };
 

@@ -6,6 +6,12 @@
 //! its own, and the verdicts of all links are combined: the link that proves the request was
 //! never processed wins over one that only says "the connection broke" (a connect error whose
 //! cause is an `io::ErrorKind::ConnectionReset` is still a connect error).
+//!
+//! One kind of link overrules all the others: a failure that will happen again on the next
+//! attempt, whatever connection it gets. A connect error says the request never left, but when
+//! its cause is a name that does not resolve, a certificate that does not verify or a URL the
+//! connector cannot serve, another attempt fails the same way, so the chain is not a failure
+//! this crate retries (`None`).
 
 use std::error::Error;
 use std::io;
@@ -18,15 +24,33 @@ const MAX_DEPTH: usize = 32;
 /// Classifies the whole chain that starts at `error`.
 pub(super) fn classify(error: &(dyn Error + 'static)) -> Option<FailureClass> {
     let mut verdict: Option<FailureClass> = None;
-    for class in links(error).filter_map(classify_link) {
-        let combined = verdict.map_or(class, |seen| most_certain(seen, class));
-        verdict = Some(combined);
-        if combined == FailureClass::NeverSent {
-            // Nothing can be more certain than "never sent".
-            break;
+    for link in links(error) {
+        match read_link(link) {
+            Reading::Class(class) => {
+                verdict = Some(verdict.map_or(class, |seen| most_certain(seen, class)));
+            }
+            Reading::Permanent => return None,
+            Reading::Silent => {}
         }
     }
     verdict
+}
+
+/// What one link of a chain says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    /// How far the request got.
+    Class(FailureClass),
+    /// The failure will happen again on any connection: the whole chain is not retried.
+    Permanent,
+    /// Nothing this crate knows.
+    Silent,
+}
+
+impl From<Option<FailureClass>> for Reading {
+    fn from(class: Option<FailureClass>) -> Self {
+        class.map_or(Reading::Silent, Reading::Class)
+    }
 }
 
 /// The links of the chain that starts at `error`, outermost first, at most [`MAX_DEPTH`] of
@@ -68,36 +92,87 @@ fn most_certain(a: FailureClass, b: FailureClass) -> FailureClass {
     }
 }
 
-/// Classifies one link of the chain, without looking at its sources.
-fn classify_link(err: &(dyn Error + 'static)) -> Option<FailureClass> {
+/// Reads one link of the chain, without looking at its sources.
+fn read_link(err: &(dyn Error + 'static)) -> Reading {
     if let Some(io) = err.downcast_ref::<io::Error>() {
-        return classify_io(io);
+        return read_io(io);
     }
     #[cfg(feature = "hyper-util")]
     if let Some(err) = err.downcast_ref::<hyper_util::client::legacy::Error>() {
         // The legacy client reports a failure to open the connection (refused, reset during
-        // the handshake, TLS, DNS) as a connect error: the request never left.
-        return err.is_connect().then_some(FailureClass::NeverSent);
+        // the handshake, timed out, and also DNS, TLS and URL failures, which a deeper link
+        // marks permanent) as a connect error: the request never left.
+        return err.is_connect().then_some(FailureClass::NeverSent).into();
     }
     #[cfg(feature = "tonic")]
     if err.is::<tonic::ConnectError>() {
         // tonic's channel wraps every failure to open the connection (refused, reset during the
-        // TCP handshake, TLS, DNS, connect timeout) in a `ConnectError`: the request never left.
-        return Some(FailureClass::NeverSent);
+        // TCP handshake, connect timeout, and DNS or TLS, which a deeper link marks permanent)
+        // in a `ConnectError`: the request never left.
+        return Reading::Class(FailureClass::NeverSent);
     }
     #[cfg(feature = "hyper")]
     if let Some(err) = err.downcast_ref::<hyper::Error>() {
-        return classify_hyper(err);
+        return classify_hyper(err).into();
     }
     #[cfg(feature = "h2")]
     if let Some(err) = err.downcast_ref::<h2::Error>() {
-        return classify_h2(err);
+        return classify_h2(err).into();
     }
     #[cfg(feature = "reqwest")]
     if let Some(err) = err.downcast_ref::<reqwest::Error>() {
-        return err.is_connect().then_some(FailureClass::NeverSent);
+        return err.is_connect().then_some(FailureClass::NeverSent).into();
     }
-    None
+    if is_permanent_connect_error(err) {
+        return Reading::Permanent;
+    }
+    Reading::Silent
+}
+
+/// Whether `err` is hyper-util's `HttpConnector` saying that the name did not resolve or that
+/// it cannot serve the URL (https without TLS, no host): its error type is private, and says so
+/// in exactly these words. hyper-util's connect errors are also inside tonic's and reqwest's.
+fn is_permanent_connect_error(err: &(dyn Error + 'static)) -> bool {
+    /// Compares what is written to it with the start of the known messages, without allocating.
+    struct Prefix {
+        written: [u8; 16],
+        len: usize,
+    }
+    impl std::fmt::Write for Prefix {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            let room = self.written.len() - self.len;
+            let take = s.len().min(room);
+            self.written[self.len..self.len + take].copy_from_slice(&s.as_bytes()[..take]);
+            self.len += take;
+            // Enough has been read once the buffer is full: stop the formatting.
+            if take < s.len() {
+                Err(std::fmt::Error)
+            } else {
+                Ok(())
+            }
+        }
+    }
+    let mut prefix = Prefix {
+        written: [0; 16],
+        len: 0,
+    };
+    let _ = std::fmt::write(&mut prefix, format_args!("{err}"));
+    let written = &prefix.written[..prefix.len];
+    // hyper-util: "dns error"; "invalid URL, scheme is not http", "… scheme is missing",
+    // "… host is missing".
+    written == b"dns error" || written.starts_with(b"invalid URL, ")
+}
+
+/// The io error kinds that mean "the connection died", and those that mean "this peer cannot be
+/// spoken to".
+fn read_io(err: &io::Error) -> Reading {
+    match err.kind() {
+        // Data that makes no sense (a TLS handshake that failed: rustls reports a certificate
+        // that does not verify, or a fatal alert, as `InvalidData`), or an address or argument
+        // the system rejects: the next attempt fails the same way.
+        io::ErrorKind::InvalidData | io::ErrorKind::InvalidInput => Reading::Permanent,
+        _ => classify_io(err).into(),
+    }
 }
 
 /// The io error kinds that mean "the connection died".

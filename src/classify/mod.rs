@@ -15,12 +15,30 @@
 //!
 //! | what the server did | what the client sees | class |
 //! |---|---|---|
-//! | refused the connection, or reset it before the request left | `ConnectionRefused`, a hyper-util connect error, a `tonic::ConnectError`, `hyper::Error::is_canceled()` | [`NeverSent`](FailureClass::NeverSent) |
+//! | refused the connection, reset it during the handshake, or did not answer it in time | `ConnectionRefused`, a hyper-util connect error (its cause refused, reset or timed out: `HttpConnector::set_connect_timeout`), a `tonic::ConnectError` (also `Endpoint::connect_timeout`), `hyper::Error::is_canceled()` | [`NeverSent`](FailureClass::NeverSent) |
 //! | h2 `RST_STREAM(REFUSED_STREAM)`, graceful `GOAWAY` above the stream | remote `h2::Error` with that reason | [`Refused`](FailureClass::Refused) |
 //! | reset or closed the connection after reading the request | `ConnectionReset`, `ConnectionAborted`, `BrokenPipe`, `UnexpectedEof`, `hyper::Error::is_incomplete_message()` | [`UnknownOutcome`](FailureClass::UnknownOutcome) |
 //! | answered "try again later" (opt-in, see [`RetryStatuses`]) | `429`, `502`, `503`, `504`, gRPC `UNAVAILABLE` in the headers | [`Unavailable`](FailureClass::Unavailable) |
 //! | answered "not processed" with a status you declared so (opt-in, [`RetryStatusesBuilder::not_processed`]) | say `429` from a rate limiter, `425 Too Early` | [`Rejected`](FailureClass::Rejected) |
-//! | anything else: timeouts, TLS, DNS, 4xx, application errors | | not a failure of this crate's kind (`None`) |
+//! | nothing: the connection could not be made, and never will be (see below) | a connect error over a DNS failure (hyper-util's "dns error"), a TLS failure reported as `InvalidData` (rustls: a certificate that does not verify, a fatal alert), an `InvalidInput` address, or a URL the connector cannot serve ("invalid URL, scheme is not http") | not retried (`None`) |
+//! | anything else: request timeouts, 4xx, application errors | | not a failure of this crate's kind (`None`) |
+//!
+//! # Connect failures: which are worth another attempt
+//!
+//! A request whose connection could not be made was never sent, so another attempt is always
+//! *safe*; it is only *useful* when the next connection may succeed. A refused connection (a
+//! server restarting), one reset during the handshake (a server shedding load) and a connect
+//! timeout (a full accept queue, a lost SYN) may all be gone a moment later: they are
+//! [`NeverSent`](FailureClass::NeverSent) and retried. Each attempt of a timed-out connect waits
+//! the connector's timeout again; a [deadline](crate::reset_retry::ResetRetryBuilder::deadline)
+//! bounds the total. A name that does not resolve, a certificate that does not verify and a URL
+//! the connector cannot serve fail the same way every time: a link that says so overrules the
+//! connect error above it, and the whole error is `None`, returned at once. A TLS library that
+//! reports its failures other than as `io::ErrorKind::InvalidData` (native-tls reports its own
+//! error type) is not recognised: its handshake failures stay connect errors, and are retried.
+//!
+//! Errors that say nothing about the connection (`io::ErrorKind::TimedOut` alone, as a request
+//! timeout gives, or a `tower::timeout` elapsed) are `None`: the request may have been processed.
 
 pub(crate) mod chain;
 mod responses;

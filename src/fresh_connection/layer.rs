@@ -50,8 +50,10 @@ impl FreshConnectionLayer {
     ///
     /// Each request's connection is captured (`capture_connection`); after a reset the
     /// connection is poisoned, so the pool drops it, and so are the idle connections to the same
-    /// host that have been idle at least as long (after a server restart they are all dead, and
-    /// the pool would otherwise hand them out one failure at a time). The policy's age, idle and
+    /// host that have been idle at least as long when the peer seems to have dropped idle
+    /// connections (after a server restart they are all dead, and the pool would otherwise hand
+    /// them out one failure at a time; see [`FreshConnection`](crate::FreshConnection) for how
+    /// this is told from an isolated reset). The policy's age, idle and
     /// request limits are enforced the same way, by poisoning a connection before it can be
     /// checked out again.
     pub fn new() -> Self {

@@ -11,7 +11,8 @@
 //! This module makes the connection fresh where the client keeps its connections:
 //!
 //! * [`FreshConnection`] (pooled, feature `hyper-util`) poisons connections inside hyper-util's
-//!   pool: the one that failed, its idle siblings, and any that outlived the policy's limits;
+//!   pool: the one that failed, its idle siblings when the peer seems to have dropped idle
+//!   connections, and any that outlived the policy's limits;
 //! * [`Reconnect`] owns a single connection made by a `MakeService` and replaces it;
 //! * [`Detour`] sends the attempt to a second client that never reuses connections, for clients
 //!   whose pool cannot be reached (reqwest).
@@ -22,10 +23,12 @@
 //! # Cost
 //!
 //! The pooled strategy captures each request's connection (`capture_connection`: a small
-//! allocation per request) and takes a mutex twice per request to keep its registry. It holds no
-//! lock across an await and spawns no task. With a [`diagnose`](crate::diagnose) collector
-//! attached ([`FreshConnectionLayer::diagnose`]), a request costs a few relaxed atomic operations
-//! more, and a second look-up in the registry while its lock is held; no allocation.
+//! allocation per request) and takes a mutex twice per request to keep its registry (three
+//! times for a request that fails without condemning its connection, or whose future is
+//! dropped before it ends). It holds no lock across an await and spawns no task. With a
+//! [`diagnose`](crate::diagnose) collector attached ([`FreshConnectionLayer::diagnose`]), a
+//! request costs a few relaxed atomic operations more, and a second look-up in the registry
+//! while its lock is held; no allocation.
 
 mod detour;
 mod layer;

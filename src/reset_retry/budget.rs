@@ -10,6 +10,12 @@
 //! [`RetryBudget`] counts requests and retries in a sliding window of ten slots, without locks:
 //! each slot is one atomic word holding both the slot's epoch and its count, so a slot that
 //! moves on to a new epoch resets its count in the same compare-and-swap that increments it.
+//! A word has room for only the low 24 bits of its epoch, so the budget also keeps the full
+//! epoch of the newest slot in use: the first caller in each new epoch empties every slot that
+//! left the window before it moves that epoch on. No count outlives its window, and the low
+//! bits of the survivors always lie within a few epochs of the full one, so they are read
+//! without ambiguity after any idle time (a 24-bit epoch alone wraps after 2^24 slots, 19 days
+//! with a 1 s window, and would then read a months-old slot as current).
 //! Requests, counted on every retryable request, are striped over eight cache lines per slot,
 //! one per thread in turn, so that threads do not fight over one word; retries, counted only on
 //! failures, and the sums, taken only when a retry is asked for, read them all.
@@ -51,8 +57,12 @@ const SLOTS: usize = 10;
 /// Bits of a slot word that hold the count; the rest hold the epoch.
 const COUNT_BITS: u32 = 40;
 const COUNT_MASK: u64 = (1 << COUNT_BITS) - 1;
-/// Epochs wrap at 2^24; only their distance modulo 2^24 is ever compared.
+/// A slot word keeps the low 24 bits of its epoch; the full epoch is resolved against
+/// [`RetryBudget::latest`].
 const EPOCH_MASK: u64 = (1 << (64 - COUNT_BITS)) - 1;
+/// Half the range of a stored epoch: a stored epoch this far behind the reference, or less, is
+/// in its past; further is in its future.
+const HALF_EPOCHS: u64 = EPOCH_MASK >> 1;
 
 /// A retry budget: retries may add at most `ratio` of the requests seen in the window, or
 /// `min_per_second` retries per second of the window when that is more.
@@ -85,6 +95,9 @@ pub struct RetryBudget {
     /// Per slot, one counter per stripe.
     requests: Box<[[Padded; STRIPES]; SLOTS]>,
     retries: [Padded; SLOTS],
+    /// The newest full epoch any caller has moved the budget to; every slot that left the
+    /// window before it was emptied first. Written once per epoch, read by every call.
+    latest: Padded,
 }
 
 /// Number of request counters per slot.
@@ -148,6 +161,7 @@ impl RetryBudget {
             start: Instant::now(),
             requests: Box::new(std::array::from_fn(|_| Default::default())),
             retries: Default::default(),
+            latest: Padded::default(),
         })
     }
 
@@ -166,21 +180,45 @@ impl RetryBudget {
         self.window
     }
 
+    /// The current epoch, in full: the slot number since the budget was made. It saturates
+    /// after 2^64 slots (5.8e10 years with a 1 s window), where the window stops sliding.
     fn epoch(&self) -> u64 {
         let elapsed = Instant::now().saturating_duration_since(self.start);
-        ((elapsed.as_nanos() / u128::from(self.slot_nanos)) as u64) & EPOCH_MASK
+        u64::try_from(elapsed.as_nanos() / u128::from(self.slot_nanos)).unwrap_or(u64::MAX)
     }
 
-    /// The sum of the counters that belong to the window ending at `epoch`.
-    fn sum<'a>(counters: impl Iterator<Item = &'a Padded>, epoch: u64) -> u64 {
+    /// Moves the budget on to epoch `now` if no caller has yet, emptying first the slots that
+    /// left the window; returns the reference epoch for reading slot words (the newest epoch,
+    /// `now` or later).
+    ///
+    /// A caller that moves the budget on sweeps every slot, about once per slot duration: the
+    /// requests of every other call cost one load and one comparison here.
+    fn advance(&self, now: u64) -> u64 {
+        let mut latest = self.latest.0.load(Ordering::Acquire);
+        while latest < now {
+            // Every word still counting was written within the window that ends at `latest`,
+            // so `latest` resolves them; those outside the window that ends at `now` go.
+            for slot in self.requests.iter().flatten().chain(self.retries.iter()) {
+                empty_if_outside(&slot.0, latest, now);
+            }
+            match self
+                .latest
+                .0
+                .compare_exchange(latest, now, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return now,
+                Err(actual) => latest = actual,
+            }
+        }
+        latest
+    }
+
+    /// The sum of the counters that belong to the window ending at `now`.
+    fn sum<'a>(counters: impl Iterator<Item = &'a Padded>, now: u64, reference: u64) -> u64 {
         counters
-            .map(|counter| {
-                let (counter_epoch, count) = unpack(counter.0.load(Ordering::Acquire));
-                if age(epoch, counter_epoch) < SLOTS as u64 {
-                    count
-                } else {
-                    0
-                }
+            .filter_map(|counter| {
+                let (stored, count) = unpack(counter.0.load(Ordering::Acquire));
+                (count > 0 && in_window(now, resolve(reference, stored))).then_some(count)
             })
             .sum()
     }
@@ -199,20 +237,30 @@ impl Default for RetryBudget {
 
 impl Budget for RetryBudget {
     fn deposit(&self) {
-        let epoch = self.epoch();
-        increment(&self.requests[epoch as usize % SLOTS][stripe()].0, epoch);
+        let now = self.epoch();
+        let reference = self.advance(now);
+        increment(
+            &self.requests[(now % SLOTS as u64) as usize][stripe()].0,
+            now,
+            reference,
+        );
     }
 
     fn try_withdraw(&self) -> bool {
-        let epoch = self.epoch();
-        let requests = Self::sum(self.requests.iter().flatten(), epoch) as f64;
-        let retries = Self::sum(self.retries.iter(), epoch) as f64;
+        let now = self.epoch();
+        let reference = self.advance(now);
+        let requests = Self::sum(self.requests.iter().flatten(), now, reference) as f64;
+        let retries = Self::sum(self.retries.iter(), now, reference) as f64;
         // The larger allowance, not their sum: a busy client gets its share, a quiet one its
         // floor, and neither adds a burst on top of the other.
         if retries + 1.0 > (self.ratio * requests).max(self.reserve) {
             return false;
         }
-        increment(&self.retries[epoch as usize % SLOTS].0, epoch);
+        increment(
+            &self.retries[(now % SLOTS as u64) as usize].0,
+            now,
+            reference,
+        );
         true
     }
 }
@@ -228,32 +276,64 @@ impl fmt::Debug for RetryBudget {
 }
 
 fn pack(epoch: u64, count: u64) -> u64 {
-    (epoch << COUNT_BITS) | (count & COUNT_MASK)
+    ((epoch & EPOCH_MASK) << COUNT_BITS) | (count & COUNT_MASK)
 }
 
 fn unpack(word: u64) -> (u64, u64) {
     (word >> COUNT_BITS, word & COUNT_MASK)
 }
 
-/// How many epochs `then` lies before `now`, modulo the epoch width.
-fn age(now: u64, then: u64) -> u64 {
-    now.wrapping_sub(then) & EPOCH_MASK
+/// The full epoch of a word whose stored epoch is `stored`, given a `reference` epoch within
+/// half the stored range of it.
+fn resolve(reference: u64, stored: u64) -> u64 {
+    let behind = reference.wrapping_sub(stored) & EPOCH_MASK;
+    if behind <= HALF_EPOCHS {
+        reference.saturating_sub(behind)
+    } else {
+        // A caller that moved the budget on after the reference was read.
+        reference.saturating_add(EPOCH_MASK + 1 - behind)
+    }
 }
 
-/// Adds one to the slot's count for `epoch`, first resetting a slot left over from an older
-/// epoch. A caller that read the clock just before the slot moved on adds to the newer epoch.
-fn increment(slot: &AtomicU64, epoch: u64) {
+/// Whether epoch `then` is one of the window's slots, the window ending at epoch `now`.
+fn in_window(now: u64, then: u64) -> bool {
+    then <= now && now - then < SLOTS as u64
+}
+
+/// Empties the slot if its count belongs to an epoch outside the window that ends at `now`.
+///
+/// Only the caller that is moving the budget from `reference` to `now` sweeps. A word written
+/// meanwhile by a caller that already moved it further is resolved correctly unless the two
+/// moves are more than 2^23 epochs apart, after a long idle spell; then a few of that caller's
+/// counts may be lost, never invented.
+fn empty_if_outside(slot: &AtomicU64, reference: u64, now: u64) {
     let mut current = slot.load(Ordering::Relaxed);
     loop {
-        let (slot_epoch, count) = unpack(current);
-        let next = if slot_epoch == epoch {
-            pack(epoch, count.saturating_add(1).min(COUNT_MASK))
-        } else if age(epoch, slot_epoch) < (EPOCH_MASK >> 1) {
-            // The slot holds an older epoch: start it afresh.
-            pack(epoch, 1)
+        let (stored, count) = unpack(current);
+        let then = resolve(reference, stored);
+        if count == 0 || then > now || in_window(now, then) {
+            return;
+        }
+        match slot.compare_exchange_weak(current, 0, Ordering::AcqRel, Ordering::Relaxed) {
+            Ok(_) => return,
+            Err(actual) => current = actual,
+        }
+    }
+}
+
+/// Adds one to the slot's count for epoch `now`, first resetting a slot left over from an older
+/// epoch. A caller that read the clock just before the slot moved on adds to the newer epoch.
+fn increment(slot: &AtomicU64, now: u64, reference: u64) {
+    let mut current = slot.load(Ordering::Relaxed);
+    loop {
+        let (stored, count) = unpack(current);
+        let then = resolve(reference, stored);
+        let next = if count == 0 || then < now {
+            // An empty slot, or one that holds an older epoch: start it afresh.
+            pack(now, 1)
         } else {
-            // The slot already moved past our reading of the clock.
-            pack(slot_epoch, count.saturating_add(1).min(COUNT_MASK))
+            // This epoch, or one the slot already moved on to past our reading of the clock.
+            pack(stored, count.saturating_add(1).min(COUNT_MASK))
         };
         match slot.compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Relaxed) {
             Ok(_) => return,
@@ -283,9 +363,14 @@ mod tests {
     }
 
     #[test]
-    fn epochs_compare_across_wrap() {
-        assert_eq!(age(3, EPOCH_MASK - 1), 5);
-        assert_eq!(age(5, 5), 0);
+    fn stored_epochs_resolve_against_the_reference() {
+        // Behind the reference, across the wrap of the stored bits.
+        assert_eq!(resolve((1 << 24) + 3, EPOCH_MASK - 1), (1 << 24) - 2);
+        assert_eq!(resolve(5, 5), 5);
+        assert_eq!(resolve(u64::MAX, EPOCH_MASK), u64::MAX);
+        // Ahead of it: a caller moved the budget on meanwhile.
+        assert_eq!(resolve(EPOCH_MASK, 2), EPOCH_MASK + 3);
+        assert!(in_window(9, 0) && !in_window(10, 0) && !in_window(3, 4));
     }
 
     #[test]

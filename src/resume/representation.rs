@@ -7,7 +7,7 @@ use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_RANGE, DATE, ETAG, 
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
 use super::history::NoResume;
-use crate::hint::{parse_digits, parse_http_date, trim};
+use crate::hint::{parse_digits, parse_http_date, trim, unix_seconds};
 
 /// A validator usable with `If-Range`: the value to send, and the header it came from.
 #[derive(Debug, Clone)]
@@ -37,9 +37,11 @@ impl Validator {
         else {
             return Err(NoResume::NoValidator);
         };
+        // Two-digit years (RFC 850 dates) are read relative to the present.
+        let now = unix_seconds(std::time::SystemTime::now());
         match (
-            parse_http_date(modified.as_bytes()),
-            parse_http_date(date.as_bytes()),
+            parse_http_date(modified.as_bytes(), now),
+            parse_http_date(date.as_bytes(), now),
         ) {
             (Some(modified_at), Some(date_at)) if date_at > modified_at => Ok(Self {
                 header: LAST_MODIFIED,

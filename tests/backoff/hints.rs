@@ -351,3 +351,40 @@ async fn a_pushback_that_is_not_a_number_means_no_retry() {
         not_retried(&layer, &[(PUSHBACK, pushback)]).await;
     }
 }
+
+/// RFC 9110 §5.6.7 at the edges, read at a fixed "now" (2026-01-01): a date before 1970 is in
+/// the past and means "now"; the two-digit year `72` of the RFC 850 format is 2072, 46 years
+/// ahead (a wait beyond any cap), and `99` is 1999, since 2099 would be more than 50 years ahead.
+#[test]
+fn http_dates_before_1970_and_two_digit_years_follow_rfc_9110() {
+    use tower_reset::hint::ServerHint;
+    let now = UNIX_EPOCH + secs(1_767_225_600);
+    let hint = |date: &str| {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(RETRY_AFTER, value(date));
+        ServerHint::from_headers(&headers, now)
+    };
+    for date in [
+        "Mon, 01 Jan 1900 00:00:00 GMT",
+        "Wed, 31 Dec 1969 23:59:59 GMT",
+        "Sun Jul 20 20:17:40 1969",
+        "Sunday, 06-Nov-99 08:49:37 GMT",
+    ] {
+        assert_eq!(
+            hint(date),
+            Some(ServerHint::RetryAfter(Duration::ZERO)),
+            "Retry-After: {date}"
+        );
+    }
+    let Some(ServerHint::RetryAfter(wait)) = hint("Sunday, 06-Nov-72 08:49:37 GMT") else {
+        panic!("a date in 2072 is a hint");
+    };
+    assert!(
+        wait >= secs(365 * 24 * 3600),
+        "2072 is decades ahead: {wait:?}"
+    );
+    assert_eq!(
+        hint("Sunday, 01-Jan-26 00:01:00 GMT"),
+        Some(ServerHint::RetryAfter(secs(60)))
+    );
+}

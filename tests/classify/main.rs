@@ -7,6 +7,9 @@ mod io_chains;
 mod responses;
 mod support;
 
+#[cfg(feature = "hyper-util")]
+mod connect_failures;
+
 #[cfg(feature = "hyper")]
 mod real_http1;
 

@@ -512,6 +512,12 @@ pub(crate) fn expected(fault: Fault, method: Method, client: Client) -> Expected
                 .collect()
         }
     };
+    let mut verdicts = verdicts;
+    if client == Client::Tonic && matches!(fault, Fault::ResetAtAccept | Fault::CloseAtAccept) {
+        // The stack's channel is connected before the call goes out: it may see the connection
+        // go first, and reconnect by itself [^accept].
+        verdicts.push(verdict(Outcome::FirstTry, 1, 1, None));
+    }
     Expected { verdicts }
 }
 
@@ -931,7 +937,9 @@ const DOC_TAIL: &str = "
     it, h2's `BrokenPipe`), the client cannot tell that the server received nothing, so a POST
     is surfaced, although the lab proves it received nothing. Both happen on loopback, on every
     client, more or less often with the load; the tests accept either, and check that a POST
-    is only ever retried after a never-sent failure.
+    is only ever retried after a never-sent failure. The tonic stack's channel is connected
+    before the call is sent, so it may also see the connection go first and reconnect by
+    itself: the call then succeeds at its first try.
 
 [^body]: The stack has returned the response when the body fails: the error reaches the caller
     while it reads the body. Retrying it would need the whole response buffered. The lab's reply
@@ -1125,7 +1133,8 @@ fn the_doc_table_parses_back() {
 
 /// The rule, checked on its own: no expectation lets a POST without a key run twice; a
 /// POST is retried only after a failure the client knows was never processed; and every
-/// idempotent request is retried after any failure before the response.
+/// idempotent request is retried after any failure before the response (unless no attempt
+/// failed).
 #[test]
 fn no_expectation_runs_a_bare_post_twice() {
     for client in Client::ALL {
@@ -1142,10 +1151,13 @@ fn no_expectation_runs_a_bare_post_twice() {
             if let Some(FirstAttempt::Failed { .. }) = first_attempt(fault, client) {
                 for method in [Method::Get, Method::Put, Method::PostWithKey] {
                     for verdict in expected(fault, method, client).verdicts {
-                        assert_eq!(
-                            verdict.outcome,
-                            Outcome::Retried,
-                            "{fault:?} × {method:?} × {client:?}"
+                        // Or, for a client that reconnects by itself before it sends, the first
+                        // try succeeds.
+                        assert!(
+                            verdict.outcome == Outcome::Retried
+                                || (verdict.outcome == Outcome::FirstTry
+                                    && verdict.first_failure.is_none()),
+                            "{fault:?} × {method:?} × {client:?}: {verdict:?}"
                         );
                     }
                 }

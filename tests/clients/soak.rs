@@ -10,6 +10,12 @@
 //! bottom of the stack sets from the `AttemptRecord`): every idempotent request can then succeed,
 //! and any that does not is a bug.
 //!
+//! The same workload also goes through a bare hyper-util client at the same time (same seed, a
+//! lab of its own), for one number: the connections each client opened per fault the lab fired. Each fault
+//! breaks one connection, so a client that only replaces broken connections opens about one
+//! per fault; the stack must not open more than 10% more per fault than the bare client (by
+//! retiring healthy idle connections along with a broken one).
+//!
 //! `soak_short` runs in CI (5,000 requests, 32 at once: about a second); `soak_long` (50,000
 //! requests, 64 at once) runs with `cargo test --all-features --test clients -- --ignored`.
 
@@ -24,7 +30,7 @@ use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tower::util::BoxCloneSyncService;
-use tower::ServiceBuilder;
+use tower::{BoxError, ServiceBuilder};
 use tower_reset::attempt::AttemptRecord;
 use tower_reset::lab::{Action, Lab, Match};
 use tower_reset::{FreshConnectionLayer, ResetRetryLayer};
@@ -84,6 +90,17 @@ async fn lab(seed: u64) -> Lab {
     builder.start().await.expect("start the lab")
 }
 
+/// A bare hyper-util client, as the same boxed service type.
+fn bare() -> Stack {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    BoxCloneSyncService::new(
+        ServiceBuilder::new()
+            .map_response(boxed)
+            .map_err(BoxError::from)
+            .service(client),
+    )
+}
+
 /// What one request ended with.
 #[derive(Debug)]
 struct Sent {
@@ -92,9 +109,30 @@ struct Sent {
     attempts: u32,
 }
 
-async fn soak(requests: usize, concurrency: usize, seed: u64) {
-    let lab = lab(seed).await;
-    let stack = stack();
+/// Connections a client opened, and the faults the lab fired at it.
+#[derive(Debug, Clone, Copy)]
+struct Churn {
+    connections: usize,
+    faults: u64,
+}
+
+impl Churn {
+    fn of(lab: &Lab) -> Self {
+        let counts = lab.counts();
+        Self {
+            connections: counts.connections(),
+            faults: counts.rule_hits().iter().sum(),
+        }
+    }
+
+    fn per_fault(self) -> f64 {
+        self.connections as f64 / self.faults as f64
+    }
+}
+
+/// Sends `requests` requests of the four kinds in turn, `concurrency` at once, through `stack`
+/// to `lab`; returns what each ended with.
+async fn drive(stack: Stack, lab: &Lab, requests: usize, concurrency: usize) -> Vec<Sent> {
     let url = lab.url("/soak");
     let next = Arc::new(AtomicUsize::new(0));
     let outcomes = Arc::new(Mutex::new(Vec::with_capacity(requests)));
@@ -137,8 +175,27 @@ async fn soak(requests: usize, concurrency: usize, seed: u64) {
     })
     .await;
     assert!(all_done.is_ok(), "the soak did not end in time");
-    let elapsed = started.elapsed();
+    println!(
+        "soak: {requests} requests, {concurrency} at once, in {:.2?} ({:.0} requests/s)",
+        started.elapsed(),
+        requests as f64 / started.elapsed().as_secs_f64(),
+    );
     let outcomes = std::mem::take(&mut *outcomes.lock().expect("not poisoned"));
+    outcomes
+}
+
+async fn soak(requests: usize, concurrency: usize, seed: u64) {
+    // The bare client runs at the same time, on a lab of its own, so that both meet the same
+    // load on the machine (a busier machine holds connections longer, and opens more).
+    let (bare_lab, lab) = (lab(seed).await, lab(seed).await);
+    let ((), outcomes) = tokio::join!(
+        async {
+            drive(bare(), &bare_lab, requests, concurrency).await;
+        },
+        drive(stack(), &lab, requests, concurrency),
+    );
+    let bare = Churn::of(&bare_lab);
+    let churn = Churn::of(&lab);
     let counts = lab.counts();
 
     // Totals.
@@ -190,15 +247,19 @@ async fn soak(requests: usize, concurrency: usize, seed: u64) {
         .map(|outcome| counts.executions(&outcome.call.id))
         .sum();
     println!(
-        "soak: {requests} requests, {concurrency} at once, seed {seed}, in {elapsed:.2?} \
-         ({:.0} requests/s)\n  attempts per request: {attempts:?}\n  faults fired: {faults} \
-         (rules {:?}) of {} attempts received, {} connections\n  failures by method: \
-         {failures:?}\n  POST without key: {bare_posts} sent, {bare_post_runs} executions, \
-         duplicates: {:?}",
-        requests as f64 / elapsed.as_secs_f64(),
+        "soak: seed {seed}\n  attempts per request: {attempts:?}\n  faults fired: {faults} \
+         (rules {:?}) of {} attempts received\n  connections opened: stack {} for {} faults \
+         ({:.2} per fault), bare client {} for {} faults ({:.2} per fault)\n  failures by \
+         method: {failures:?}\n  POST without key: {bare_posts} sent, {bare_post_runs} \
+         executions, duplicates: {:?}",
         counts.rule_hits(),
         counts.received(),
-        counts.connections(),
+        churn.connections,
+        churn.faults,
+        churn.per_fault(),
+        bare.connections,
+        bare.faults,
+        bare.per_fault(),
         lab.duplicates()
             .into_iter()
             .filter(|(id, _)| Method::is_bare_post_id(id))
@@ -217,6 +278,12 @@ async fn soak(requests: usize, concurrency: usize, seed: u64) {
         "{} problem(s):\n  {}",
         problems.len(),
         problems.join("\n  ")
+    );
+    assert!(
+        churn.per_fault() <= 1.1 * bare.per_fault(),
+        "the stack opened {:.2} connections per fault, the bare client {:.2}",
+        churn.per_fault(),
+        bare.per_fault()
     );
 }
 

@@ -1,6 +1,6 @@
-//! A tonic `Channel` and the generated `EchoClient` under the stack of the README's gRPC
+//! A tonic channel and the generated `EchoClient` under the stack of the README's gRPC
 //! section: `UnavailableStatusLayer` → `ReplayBodyLayer` → `ResetRetryLayer` with
-//! `IdempotentMethods` → `BackoffLayer` → `ChannelBodyLayer`. The lab answers every call with a
+//! `IdempotentMethods` → `BackoffLayer` → `ChannelBodyLayer` → `fresh_channel(endpoint)`. The lab answers every call with a
 //! well-formed gRPC reply (a framed `EchoReply`, `grpc-status: 0` in the trailers).
 //!
 //! gRPC has no methods and no `Idempotency-Key`: every call is a `POST`. The matrix maps its four
@@ -21,14 +21,15 @@ use http::header::CONTENT_TYPE;
 use http::{HeaderName, HeaderValue};
 use prost::Message;
 use tonic::metadata::MetadataValue;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 use tower::{Layer, Service, ServiceBuilder};
 use tower_reset::attempt::HistoryObserver;
 use tower_reset::backoff::Backoff;
-use tower_reset::lab::{Lab, Reply};
+use tower_reset::lab::{Action, ConnectionMatch, Disconnect, Lab, Match, Reply};
 use tower_reset::replay::{ReplayBodyLayer, ReplayBodyService};
 use tower_reset::tonic::{
-    ChannelBody, ChannelBodyLayer, IdempotentMethods, UnavailableStatus, UnavailableStatusLayer,
+    fresh_channel, ChannelBody, ChannelBodyLayer, FreshChannel, IdempotentMethods,
+    UnavailableStatus, UnavailableStatusLayer,
 };
 use tower_reset::ResetRetry;
 
@@ -36,9 +37,9 @@ use crate::echo::{path, EchoClient, EchoReply, EchoRequest};
 use crate::matrix::Client as Column;
 use crate::support::{backoff_layer, BoxFuture, Call, End, Method, Observed, Sender, REPLY_BODY};
 
-/// The stack of the README's gRPC section, over a channel.
+/// The stack of the README's gRPC section.
 type Stack = UnavailableStatus<
-    ReplayBodyService<ResetRetry<Backoff<ChannelBody<Channel>>, IdempotentMethods>>,
+    ReplayBodyService<ResetRetry<Backoff<ChannelBody<FreshChannel>>, IdempotentMethods>>,
 >;
 
 /// The lab's reply: a framed `EchoReply` carrying [`REPLY_BODY`], then `grpc-status: 0`.
@@ -62,9 +63,7 @@ pub(crate) fn grpc_reply() -> Reply {
 }
 
 fn stack(lab: &Lab) -> Stack {
-    let channel = Endpoint::from_shared(format!("http://{}", lab.addr()))
-        .expect("a valid URI")
-        .connect_lazy();
+    let endpoint = Endpoint::from_shared(format!("http://{}", lab.addr())).expect("a valid URI");
     let retry = tower_reset::ResetRetryLayer::builder()
         // `rpc Get` is declared `idempotency_level = IDEMPOTENT`.
         .policy(IdempotentMethods::new([path::GET]))
@@ -76,7 +75,7 @@ fn stack(lab: &Lab) -> Stack {
         .layer(retry) // whether
         .layer(backoff_layer()) // when
         .layer(ChannelBodyLayer::new()) // back to `tonic::body::Body`
-        .service(channel)
+        .service(fresh_channel(endpoint)) // which connection: a new one after a failure
 }
 
 /// Set, in a request's extensions, once the stack has returned the call's response head: an
@@ -174,4 +173,95 @@ impl Sender for Tonic {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fault_matrix() {
     crate::matrix::check_client(Column::Tonic).await;
+}
+
+/// A connection failure the tonic stack must get over with one more attempt, on a new
+/// connection.
+#[derive(Debug, Clone, Copy)]
+enum Broken {
+    /// The lab resets its first connection as it accepts it.
+    ResetAtAccept,
+    /// The lab closes its first connection (FIN) as it accepts it.
+    FinAtAccept,
+    /// After a first call, the lab resets the connection once it has read the second.
+    ResetAfterRequest,
+    /// After a first call, the lab closes the connection once it has read the second.
+    CloseAfterRequest,
+    /// After a first call, the lab sends `GOAWAY(NO_ERROR)` below the second call's stream.
+    GoAway,
+    /// After a first call, the lab forgets the connection (a NAT that dropped it): the second
+    /// call is reset unread.
+    Forgotten,
+}
+
+impl Broken {
+    const ALL: [Broken; 6] = [
+        Broken::ResetAtAccept,
+        Broken::FinAtAccept,
+        Broken::ResetAfterRequest,
+        Broken::CloseAfterRequest,
+        Broken::GoAway,
+        Broken::Forgotten,
+    ];
+
+    fn warm(self) -> bool {
+        !matches!(self, Broken::ResetAtAccept | Broken::FinAtAccept)
+    }
+
+    async fn lab(self) -> Lab {
+        let lab = Lab::builder().http2().reply(grpc_reply());
+        let lab = match self {
+            Broken::ResetAtAccept => lab.on_accept(ConnectionMatch::nth(1), Disconnect::Reset),
+            Broken::FinAtAccept => lab.on_accept(ConnectionMatch::nth(1), Disconnect::Fin),
+            Broken::ResetAfterRequest => lab.on(Match::nth(2), Action::ResetAfterRequest),
+            Broken::CloseAfterRequest => lab.on(Match::nth(2), Action::CloseAfterRequest),
+            Broken::GoAway => lab.on(Match::nth(2), Action::GoAway),
+            Broken::Forgotten => lab,
+        };
+        lab.start().await.expect("start a lab")
+    }
+}
+
+/// Every connection failure costs the idempotent call at most one more attempt, and that
+/// attempt goes out on a new connection: the lab's per-connection counts show the call that
+/// succeeded alone on a second connection. (At accept, the connected channel may also see the
+/// connection go before it sends, and reconnect by itself: then one attempt does.) Each case
+/// runs 20 times, since the channel's own view of its connection races the retry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_retry_after_a_connection_failure_goes_out_on_a_new_connection() {
+    let mut problems = Vec::new();
+    for broken in Broken::ALL {
+        for round in 0..20 {
+            let lab = broken.lab().await;
+            let tonic = Tonic::new(&lab);
+            let observed = tokio::time::timeout(crate::support::REQUEST_BOUND, async {
+                if broken.warm() {
+                    let warm = tonic
+                        .send(Call::new(Method::Get, format!("warm-{round}")))
+                        .await;
+                    assert!(matches!(warm.end, End::Ok(_)), "{broken:?}: {warm:?}");
+                    if matches!(broken, Broken::Forgotten) {
+                        lab.forget_connections();
+                    }
+                }
+                tonic
+                    .send(Call::new(Method::Get, format!("get-{round}")))
+                    .await
+            })
+            .await
+            .expect("no hang");
+            let counts = lab.counts();
+            let per_connection = counts.requests_per_connection().to_vec();
+            let on_new_connection = per_connection.len() == 2 && per_connection[1] == 1;
+            let attempts_ok = observed.attempts == 2 || (!broken.warm() && observed.attempts == 1);
+            if !matches!(observed.end, End::Ok(_)) || !attempts_ok || !on_new_connection {
+                problems.push(format!(
+                    "{broken:?} round {round}: {:?} after {} attempts ({:?}), requests per \
+                     connection {per_connection:?}",
+                    observed.end, observed.attempts, observed.failures
+                ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

@@ -1,6 +1,7 @@
 //! `ResetRetry`: mock tests (readiness discipline, decisions, limits), property tests, and
 //! tests over real loopback sockets.
 
+mod budget;
 #[cfg(feature = "tracing")]
 #[path = "../support/captured_events.rs"]
 mod captured_events;

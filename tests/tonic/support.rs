@@ -11,7 +11,8 @@ use tower_reset::backoff::Backoff;
 use tower_reset::classify::StandardClassifier;
 use tower_reset::replay::{ReplayBodyLayer, ReplayBodyService};
 use tower_reset::tonic::{
-    ChannelBody, ChannelBodyLayer, IdempotentMethods, UnavailableStatus, UnavailableStatusLayer,
+    fresh_channel, ChannelBody, ChannelBodyLayer, FreshChannel, IdempotentMethods,
+    UnavailableStatus, UnavailableStatusLayer,
 };
 use tower_reset::{BackoffLayer, ResetRetry, ResetRetryLayer};
 
@@ -61,9 +62,9 @@ pub(crate) fn describe(err: &(dyn Error + 'static)) -> String {
         .join("\n  caused by: ")
 }
 
-/// The stack of the module documentation of `tower_reset::tonic`, over a channel.
+/// The stack of the module documentation of `tower_reset::tonic`, over a fresh channel.
 pub(crate) type Stack = UnavailableStatus<
-    ReplayBodyService<ResetRetry<Backoff<ChannelBody<Channel>>, IdempotentMethods>>,
+    ReplayBodyService<ResetRetry<Backoff<ChannelBody<FreshChannel>>, IdempotentMethods>>,
 >;
 
 /// How a test sets up the stack.
@@ -98,7 +99,7 @@ impl Options {
         self
     }
 
-    /// The stack over a lazy channel to `addr`.
+    /// The stack over a fresh channel to `addr`.
     pub(crate) fn stack(&self, addr: SocketAddr) -> Stack {
         let classifier =
             StandardClassifier::new().unavailable_responses(self.unavailable_responses);
@@ -113,7 +114,9 @@ impl Options {
             .layer(retry)
             .layer(BackoffLayer::new())
             .layer(ChannelBodyLayer::new())
-            .service(channel(addr))
+            .service(fresh_channel(
+                Endpoint::from_shared(format!("http://{addr}")).expect("a valid URI"),
+            ))
     }
 
     /// A generated client over [`Options::stack`].

@@ -6,9 +6,10 @@
 //! * does a failure of this [`FailureClass`] condemn the connection it happened on?
 //! * how old, how long idle, and how used may a connection be before it is retired?
 //! * should a reset also retire the *idle* connections to the same host that have been idle as
-//!   long as the one that failed (they are probably just as dead)?
+//!   long as the one that failed, when it looks like the peer dropped idle connections (they are
+//!   probably just as dead)?
 //! * should the idle timeout of a peer be learned from the idle times at which its connections
-//!   were reset?
+//!   were reset (and unlearned when connections idle longer keep working)?
 //!
 //! [`Standard`] is the default: a reset or a close with an unknown outcome condemns the
 //! connection, idle siblings are retired with it, and no age, idle or request limit applies until
@@ -51,13 +52,17 @@ pub trait Policy {
     }
 
     /// Whether a reset also retires the idle connections to the same host that have been idle
-    /// at least as long as the one that failed. Defaults to `true`.
+    /// at least as long as the one that failed, when the failure looks like the peer dropped
+    /// idle connections rather than like one connection breaking (the pooled strategy's
+    /// `FreshConnection` documentation says how it tells). Defaults to `true`.
     fn evict_idle_siblings(&self) -> bool {
         true
     }
 
     /// Whether to learn a peer's idle timeout from the idle times at which its connections
-    /// were reset, and retire connections before they reach it. Defaults to `false`.
+    /// were reset, and retire connections before they reach it. The pooled strategy learns from
+    /// repeated resets only, and unlearns a limit that connections reused past it disprove (its
+    /// `FreshConnection` documentation has the rules). Defaults to `false`.
     fn learn_idle_timeout(&self) -> bool {
         false
     }

@@ -4,8 +4,9 @@ use super::Policy;
 use crate::classify::FailureClass;
 use crate::ConfigError;
 
-/// The standard connection policy: a reset condemns its connection and the idle siblings that
-/// have been idle as long, plus the limits you set.
+/// The standard connection policy: a reset condemns its connection (and, when the peer seems to
+/// have dropped idle connections, the idle siblings that have been idle as long), plus the
+/// limits you set: none until you set one.
 ///
 /// # Examples
 ///
@@ -26,6 +27,8 @@ use crate::ConfigError;
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Standard {
+    /// The failure classes that condemn a connection, one bit each ([`class_bit`]).
+    condemned: u8,
     max_age: Option<Duration>,
     max_idle: Option<Duration>,
     max_requests: Option<u32>,
@@ -37,6 +40,7 @@ impl Standard {
     /// The standard policy with no limits.
     pub const fn new() -> Self {
         Self {
+            condemned: class_bit(FailureClass::UnknownOutcome),
             max_age: None,
             max_idle: None,
             max_requests: None,
@@ -59,9 +63,20 @@ impl Default for Standard {
     }
 }
 
+/// The bit of a failure class in [`Standard`]'s set of condemning classes.
+const fn class_bit(failure: FailureClass) -> u8 {
+    match failure {
+        FailureClass::NeverSent => 1,
+        FailureClass::Refused => 1 << 1,
+        FailureClass::UnknownOutcome => 1 << 2,
+        FailureClass::Unavailable => 1 << 3,
+        FailureClass::Rejected => 1 << 4,
+    }
+}
+
 impl Policy for Standard {
     fn condemns(&self, failure: FailureClass) -> bool {
-        failure == FailureClass::UnknownOutcome
+        self.condemned & class_bit(failure) != 0
     }
     fn max_age(&self) -> Option<Duration> {
         self.max_age
@@ -87,6 +102,35 @@ pub struct StandardBuilder {
 }
 
 impl StandardBuilder {
+    /// Also condemns the connection a failure of this class happened on. Defaults to
+    /// [`FailureClass::UnknownOutcome`] only (a reset or an unexpected close).
+    ///
+    /// A single-connection service whose connection may die between two requests without
+    /// saying so at once (a tonic `Channel`: see [`crate::tonic`]) wants a new connection after
+    /// *any* connection failure: condemn [`NeverSent`](FailureClass::NeverSent) (a request
+    /// cancelled on a connection that was closing) and [`Refused`](FailureClass::Refused) (a
+    /// `GOAWAY`) as well.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tower_reset::classify::FailureClass;
+    /// use tower_reset::fresh_connection::policy::{Policy, Standard};
+    ///
+    /// let policy = Standard::builder()
+    ///     .condemn(FailureClass::NeverSent)
+    ///     .condemn(FailureClass::Refused)
+    ///     .build()?;
+    /// assert!(policy.condemns(FailureClass::Refused));
+    /// assert!(policy.condemns(FailureClass::UnknownOutcome));
+    /// assert!(!policy.condemns(FailureClass::Unavailable));
+    /// # Ok::<(), tower_reset::ConfigError>(())
+    /// ```
+    pub const fn condemn(mut self, failure: FailureClass) -> Self {
+        self.policy.condemned |= class_bit(failure);
+        self
+    }
+
     /// The longest a connection may live. Must be more than zero. Defaults to no limit.
     pub const fn max_age(mut self, max_age: Duration) -> Self {
         self.policy.max_age = Some(max_age);
@@ -106,14 +150,16 @@ impl StandardBuilder {
         self
     }
 
-    /// Whether a reset also retires idle connections to the same host idle at least as long.
-    /// Defaults to `true`.
+    /// Whether a reset also retires idle connections to the same host idle at least as long,
+    /// when the peer seems to have dropped idle connections (see
+    /// [`Policy::evict_idle_siblings`]). Defaults to `true`.
     pub const fn evict_idle_siblings(mut self, evict: bool) -> Self {
         self.policy.evict_idle_siblings = evict;
         self
     }
 
-    /// Whether to learn the peer's idle timeout from resets. Defaults to `false`.
+    /// Whether to learn the peer's idle timeout from repeated resets (see
+    /// [`Policy::learn_idle_timeout`]). Defaults to `false`.
     pub const fn learn_idle_timeout(mut self, learn: bool) -> Self {
         self.policy.learn_idle_timeout = learn;
         self

@@ -1,5 +1,6 @@
 //! The pooled strategy, for hyper-util's legacy `Client`.
 
+mod idle_evidence;
 mod registry;
 
 use std::fmt;
@@ -26,6 +27,47 @@ use crate::trace::event;
 /// Keeps hyper-util's pool free of stale connections; made by [`FreshConnectionLayer::new`].
 ///
 /// See the [module documentation](super) for what it does and what it costs.
+///
+/// # Idle siblings
+///
+/// After a failure the policy condemns on a connection that had been idle in the pool, the idle
+/// connections to the same host that have been idle at least as long are retired with it
+/// ([`Policy::evict_idle_siblings`]) when the failure looks like the peer dropping idle
+/// connections (a restart, a NAT or load balancer that forgot or timed out its connections),
+/// that is when:
+///
+/// * no other request to the host was in flight when the failed connection went idle, and none
+///   started or got its response since (nothing shows the peer still knows its old
+///   connections);
+/// * or the failed connection was already idle when the host's previous such failure happened,
+///   and no connection as old has completed a request since;
+/// * or the failed connection sat idle at least 200 ms and no reused connection is known to have
+///   worked after about as long.
+///
+/// Otherwise (an isolated reset while other requests to the host keep working) only the failed
+/// connection is retired, so that a reset costs one new connection, as without this layer.
+///
+/// # Learning the idle timeout
+///
+/// With [`Policy::learn_idle_timeout`], a reset after an idle time of at least 200 ms is taken
+/// as evidence of an idle timeout below it, and a reused connection that worked after an idle
+/// time `s` as evidence against any reset after up to `s` plus a quarter (which it cancels). A
+/// limit is learned from two resets that nothing contradicts: half the shortest, or the longest
+/// idle time known to work when that is longer. So one isolated reset teaches nothing. Once the
+/// learned limit has retired 16 connections, one connection past it is left to be reused, which
+/// tests the limit: if it works, the resets it contradicts are cancelled (the limit rises or
+/// goes), and if it is reset, the limit stays.
+///
+/// # What it forgets
+///
+/// A connection idle for 5 minutes (or for the policy's [`max_idle`](Policy::max_idle), when
+/// that is longer) is forgotten, so that the connections the pool has long dropped are not
+/// tracked for ever; at most 4096 connections and 1024 hosts are tracked. Forgetting a
+/// connection does not retire it unless a limit of the policy says so: with no limit, a
+/// connection idle for an hour is reused as the pool would reuse it without this layer (and as
+/// long as hyper-util's own `pool_idle_timeout` allows). A forgotten connection that is used
+/// again is tracked afresh: its [`max_age`](Policy::max_age) and
+/// [`max_requests`](Policy::max_requests) count from that request.
 pub struct FreshConnection<S, F = Standard> {
     inner: S,
     shared: Arc<Shared<F>>,
@@ -125,6 +167,7 @@ where
                 host,
                 started,
                 watch,
+                ended: false,
             }),
         }
     }
@@ -136,6 +179,18 @@ struct Tracking<F> {
     host: Host,
     started: Instant,
     watch: Option<Watch>,
+    /// Whether the registry was told that the request ended.
+    ended: bool,
+}
+
+impl<F> Drop for Tracking<F> {
+    /// A request whose end the registry did not record (an error that condemns nothing, a
+    /// connector without addresses, a response future dropped before it ended) still ends.
+    fn drop(&mut self) {
+        if !self.ended {
+            self.shared.registry().ended(&self.host);
+        }
+    }
 }
 
 pin_project! {
@@ -176,7 +231,7 @@ impl<F: Policy> Tracking<F> {
             Ok(response) => {
                 let Some(info) = response.extensions().get::<HttpInfo>() else {
                     // A connector that does not report its addresses: nothing to track by.
-                    if let Some(watch) = self.watch {
+                    if let Some(watch) = self.watch.take() {
                         watch.succeeded(None);
                     }
                     return;
@@ -185,6 +240,7 @@ impl<F: Policy> Tracking<F> {
                     local: info.local_addr(),
                     remote: info.remote_addr(),
                 };
+                self.ended = true;
                 let mut registry = self.shared.registry();
                 let facts = self
                     .watch
@@ -192,7 +248,7 @@ impl<F: Policy> Tracking<F> {
                     .and_then(|_| registry.facts(id, self.started));
                 registry.completed(id, &self.host, &self.capture, self.started, now, policy);
                 drop(registry);
-                if let Some(watch) = self.watch {
+                if let Some(watch) = self.watch.take() {
                     watch.succeeded(facts);
                 }
             }
@@ -215,6 +271,7 @@ impl<F: Policy> Tracking<F> {
                 let (Some(failure), Some(id)) = (failure, id) else {
                     return;
                 };
+                self.ended = true;
                 let retired =
                     self.shared
                         .registry()

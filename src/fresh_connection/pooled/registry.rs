@@ -1,4 +1,5 @@
-//! What the pooled strategy knows about each connection of the client's pool.
+//! What the pooled strategy knows about each connection of the client's pool, and about each
+//! host's peer.
 //!
 //! hyper-util's pool does not say which connections it holds, how old they are or how long they
 //! have been idle; it only lets a caller capture the connection a request used and poison it.
@@ -10,6 +11,37 @@
 //! Idle times are measured from the end of a connection's last response *head*: the body may
 //! still be streaming then, so idle times are over-estimated, which errs on the side of retiring
 //! a connection too early rather than reusing a dead one.
+//!
+//! # Forgetting
+//!
+//! A connection idle for 5 minutes ([`FORGET_AFTER`]), or for the policy's `max_idle` when that
+//! is longer, is forgotten: its entry goes, so that the entries of connections the pool has
+//! long dropped do not pile up. Forgetting does not retire the connection (unless a limit of the
+//! policy says so): with no limit set, a connection idle for an hour is reused as the pool would
+//! reuse it without this layer. If a forgotten connection is used again it is tracked afresh,
+//! its age and request count starting from that request.
+//!
+//! # Evidence that the peer dropped idle connections
+//!
+//! After a reused connection fails, its idle siblings are retired only when the failure looks
+//! like the peer dropping idle connections (a restart, a NAT or load balancer that forgot or
+//! timed out its connections) rather than one connection breaking (an isolated reset from an
+//! overloaded server or a proxy): retiring a healthy connection costs a new one. The evidence is
+//! any of:
+//!
+//! * **a quiet host**: no other request to the host was in flight when the failed connection
+//!   went idle, and none started or got its response since, so nothing says the peer still
+//!   knows its old connections (one client's requests one after another, or the first request
+//!   after a pause);
+//! * **one failure after another**: the failed connection was already idle when the host's
+//!   previous stale failure happened, and no connection as old has completed a request since
+//!   (under isolated resets among concurrent requests, some always has);
+//! * **an idle timeout**: the failed connection sat idle at least 200 ms, and no reused
+//!   connection is known to have worked after about as long (see [`IdleEvidence`]).
+//!
+//! The siblings retired are those idle at least as long as the failed one. Under isolated
+//! resets among concurrent requests none of these holds, and each reset costs one new
+//! connection, as it does without this layer.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -18,6 +50,7 @@ use http::uri::{Authority, Scheme};
 use hyper_util::client::legacy::connect::CaptureConnection;
 use tokio::time::Instant;
 
+use super::idle_evidence::IdleEvidence;
 use crate::diagnose::ConnectionFacts;
 use crate::fresh_connection::policy::Policy;
 
@@ -53,34 +86,40 @@ struct Entry {
     capture: CaptureConnection,
     first_used: Instant,
     idle_since: Instant,
+    /// The host's count of requests started and completed ([`Peer::activity`]) when the
+    /// connection went idle.
+    activity_when_idle: u64,
+    /// The host's other requests in flight when the connection went idle.
+    in_flight_when_idle: u64,
     requests: u32,
 }
 
-/// What was learned of one host's idle timeout.
+/// What is known of one host's peer.
 #[derive(Debug)]
-struct Learned {
+struct Peer {
     host: Host,
-    /// The shortest idle time after which a connection was found reset.
-    shortest_reset: Duration,
-    /// The longest idle time after which a connection was reused successfully, below
-    /// `shortest_reset`.
-    longest_ok: Duration,
+    idle: IdleEvidence,
+    /// Requests started to the host, plus requests that got their response.
+    activity: u64,
+    /// Requests to the host started and not yet ended.
+    in_flight: u64,
+    /// When the last request that failed on a reused connection to the host started.
+    last_stale_failure: Option<Instant>,
 }
 
-/// Resets after less idle time than this are not taken as an idle timeout: a connection
-/// reset after a few milliseconds idle was reset for another reason.
-const MIN_LEARNED_IDLE: Duration = Duration::from_millis(200);
-/// Connections not seen for this long are forgotten (and poisoned, since they can no longer be
-/// held to the limits); hyper-util's default pool idle timeout is 90 s.
+/// Connections idle this long (or for the policy's `max_idle`, when longer) are forgotten, not
+/// retired; hyper-util's default pool idle timeout is 90 s.
 const FORGET_AFTER: Duration = Duration::from_secs(300);
 /// At most this many connections are tracked; the oldest are forgotten first.
 const MAX_ENTRIES: usize = 4096;
+/// At most this many hosts are remembered; the first remembered are forgotten first.
+const MAX_PEERS: usize = 1024;
 
 /// The connections of one pool; shared by every clone of a layer's service.
 #[derive(Debug, Default)]
 pub(super) struct Registry {
     entries: Vec<Entry>,
-    learned: Vec<Learned>,
+    peers: Vec<Peer>,
 }
 
 /// Poisons the connection a capture saw: the pool will not hand it out again.
@@ -91,30 +130,69 @@ fn poison(capture: &CaptureConnection) {
 }
 
 impl Registry {
-    /// Retires the idle connections to `host` that the policy says must not be reused:
-    /// called before each request, so that the pool cannot hand them out.
+    /// Retires the idle connections to `host` that the policy says must not be reused, and
+    /// forgets the connections of any host that have been idle for [`FORGET_AFTER`]: called
+    /// before each request, so that the pool cannot hand them out.
     pub(super) fn retire_before_checkout<P: Policy>(
         &mut self,
         host: &Host,
         now: Instant,
         policy: &P,
     ) {
-        let max_idle = self.max_idle(host, policy);
-        let (max_age, max_requests) = (policy.max_age(), policy.max_requests());
+        let (max_idle, max_age, max_requests) =
+            (policy.max_idle(), policy.max_age(), policy.max_requests());
+        let forget_after = max_idle.map_or(FORGET_AFTER, |max| max.max(FORGET_AFTER));
+        let peer = peer_of(&mut self.peers, host);
+        peer.activity += 1;
+        peer.in_flight += 1;
+        // The learned limit, where it is below the policy's own.
+        let learned = policy
+            .learn_idle_timeout()
+            .then(|| peer.idle.limit())
+            .flatten()
+            .filter(|learned| max_idle.is_none_or(|max| *learned < max));
+        let probe_due = learned.is_some() && peer.idle.probe_due();
+        let mut probe = probe_due;
+        let mut retired_by_learned = 0;
         self.entries.retain(|entry| {
             let idle = now.saturating_duration_since(entry.idle_since);
-            let expired = idle >= FORGET_AFTER
-                || (entry.host == *host
-                    && (max_idle.is_some_and(|max| idle >= max)
-                        || max_age.is_some_and(|max| {
-                            now.saturating_duration_since(entry.first_used) >= max
-                        })
-                        || max_requests.is_some_and(|max| entry.requests >= max)));
-            if expired {
+            let aged =
+                max_age.is_some_and(|max| now.saturating_duration_since(entry.first_used) >= max);
+            if entry.host == *host {
+                let used_up = max_idle.is_some_and(|max| idle >= max)
+                    || aged
+                    || max_requests.is_some_and(|max| entry.requests >= max);
+                if used_up {
+                    poison(&entry.capture);
+                    return false;
+                }
+                if learned.is_some_and(|learned| idle >= learned) {
+                    if std::mem::take(&mut probe) {
+                        // Left to be reused past the learned limit, to test it.
+                        return true;
+                    }
+                    retired_by_learned += 1;
+                    poison(&entry.capture);
+                    return false;
+                }
+            }
+            if idle < forget_after {
+                return true;
+            }
+            // Forgotten. Retired too only when a limit of the policy says so: with `max_idle`
+            // set, it was idle longer than that.
+            if max_idle.is_some() || aged {
                 poison(&entry.capture);
             }
-            !expired
+            false
         });
+        let peer = peer_of(&mut self.peers, host);
+        for _ in 0..retired_by_learned {
+            peer.idle.retired_by_limit();
+        }
+        if probe_due && !probe {
+            peer.idle.probed();
+        }
     }
 
     /// Records a request that got its response on connection `id`; retires the connection at
@@ -128,13 +206,15 @@ impl Registry {
         now: Instant,
         policy: &P,
     ) {
+        let peer = peer_of(&mut self.peers, host);
+        peer.in_flight = peer.in_flight.saturating_sub(1);
+        peer.activity += 1;
+        let (activity, in_flight) = (peer.activity, peer.in_flight);
         let index = match self.entries.iter().position(|entry| entry.id == id) {
             Some(index) => {
-                let entry = &self.entries[index];
-                if entry.requests > 0 {
-                    let idle = started.saturating_duration_since(entry.idle_since);
-                    self.learn_success(host, idle);
-                }
+                // A reused connection: it worked after sitting idle this long.
+                let idle = started.saturating_duration_since(self.entries[index].idle_since);
+                peer.idle.worked_after(idle);
                 index
             }
             None => {
@@ -142,8 +222,8 @@ impl Registry {
                     return;
                 }
                 if self.entries.len() >= MAX_ENTRIES {
-                    let oldest = self.entries.remove(0);
-                    poison(&oldest.capture);
+                    // Forgotten, not retired, like any connection the registry lets go of.
+                    self.entries.remove(0);
                 }
                 self.entries.push(Entry {
                     id,
@@ -151,6 +231,8 @@ impl Registry {
                     capture: capture.clone(),
                     first_used: started,
                     idle_since: now,
+                    activity_when_idle: activity,
+                    in_flight_when_idle: in_flight,
                     requests: 0,
                 });
                 self.entries.len() - 1
@@ -159,6 +241,8 @@ impl Registry {
         let entry = &mut self.entries[index];
         entry.requests = entry.requests.saturating_add(1);
         entry.idle_since = now;
+        entry.activity_when_idle = activity;
+        entry.in_flight_when_idle = in_flight;
         let used_up = policy
             .max_requests()
             .is_some_and(|max| entry.requests >= max)
@@ -172,9 +256,10 @@ impl Registry {
     }
 
     /// Records a failure the policy condemns on connection `id` (already poisoned by the
-    /// caller): when the connection had been idle in the pool before this request, retires the
-    /// connections to the same host that have been idle at least as long. Returns how many
-    /// siblings were retired.
+    /// caller), as evidence about the host's peer. When the connection had been idle in the
+    /// pool before this request and the evidence says the peer dropped idle connections (see
+    /// the [module documentation](self)), retires the connections to the same host that have
+    /// been idle at least as long. Returns how many siblings were retired.
     pub(super) fn condemned<P: Policy>(
         &mut self,
         id: Option<ConnectionId>,
@@ -182,18 +267,38 @@ impl Registry {
         started: Instant,
         policy: &P,
     ) -> usize {
+        self.ended(host);
         let Some(index) = id.and_then(|id| self.entries.iter().position(|entry| entry.id == id))
         else {
-            // A connection seen for the first time: it was new, not stale, so its siblings are
-            // not suspect.
+            // A connection seen for the first time: it was new, not stale, so it says nothing
+            // about its siblings.
             return 0;
         };
         let failed = self.entries.swap_remove(index);
         let idle = started.saturating_duration_since(failed.idle_since);
-        if policy.learn_idle_timeout() {
-            self.learn_reset(host, idle);
-        }
+        let peer = peer_of(&mut self.peers, host);
+        let idle_timeout = peer.idle.suggests_idle_timeout(idle);
+        // No other request to the host was in flight when the connection went idle, and none
+        // started or got its response since: only this one started.
+        let quiet = failed.in_flight_when_idle == 0
+            && peer.activity.saturating_sub(failed.activity_when_idle) <= 1;
+        let previous = peer.last_stale_failure.replace(started);
+        peer.idle.reset_after(idle);
         if !policy.evict_idle_siblings() {
+            return 0;
+        }
+        // The connection sat idle through the host's previous stale failure, and no connection
+        // as old has completed a request since: one failure after another.
+        let repeated = previous.is_some_and(|previous| {
+            failed.idle_since <= previous
+                && !self.entries.iter().any(|entry| {
+                    entry.host == *host
+                        && entry.first_used <= previous
+                        && entry.idle_since > previous
+                })
+        });
+        if !(quiet || repeated || idle_timeout) {
+            // One connection broke: its siblings are fine.
             return 0;
         }
         let before = self.entries.len();
@@ -208,59 +313,11 @@ impl Registry {
         before - self.entries.len()
     }
 
-    /// The idle limit for `host`: the policy's, lowered to what was learned.
-    fn max_idle<P: Policy>(&self, host: &Host, policy: &P) -> Option<Duration> {
-        let learned = policy
-            .learn_idle_timeout()
-            .then(|| self.learned.iter().find(|learned| learned.host == *host))
-            .flatten()
-            .map(|learned| {
-                // The peer's timeout lies between the longest idle time known to work and the
-                // shortest one that ended in a reset. Stay at the proven one, or at half the
-                // reset one when that is longer: a later reset below it lowers it again.
-                learned.longest_ok.max(learned.shortest_reset / 2)
-            });
-        match (policy.max_idle(), learned) {
-            (Some(max), Some(learned)) => Some(max.min(learned)),
-            (max, learned) => max.or(learned),
-        }
-    }
-
-    fn learn_reset(&mut self, host: &Host, idle: Duration) {
-        if idle < MIN_LEARNED_IDLE {
-            return;
-        }
-        match self
-            .learned
-            .iter_mut()
-            .find(|learned| learned.host == *host)
-        {
-            Some(learned) => {
-                if idle < learned.shortest_reset {
-                    learned.shortest_reset = idle;
-                    if learned.longest_ok >= idle {
-                        learned.longest_ok = Duration::ZERO;
-                    }
-                }
-            }
-            None => self.learned.push(Learned {
-                host: host.clone(),
-                shortest_reset: idle,
-                longest_ok: Duration::ZERO,
-            }),
-        }
-    }
-
-    fn learn_success(&mut self, host: &Host, idle: Duration) {
-        if let Some(learned) = self
-            .learned
-            .iter_mut()
-            .find(|learned| learned.host == *host)
-        {
-            if idle < learned.shortest_reset && idle > learned.longest_ok {
-                learned.longest_ok = idle;
-            }
-        }
+    /// Records the end of a request to `host` that neither [`completed`](Self::completed) nor
+    /// was [`condemned`](Self::condemned).
+    pub(super) fn ended(&mut self, host: &Host) {
+        let peer = peer_of(&mut self.peers, host);
+        peer.in_flight = peer.in_flight.saturating_sub(1);
     }
 
     /// The number of connections tracked (for tests and debugging).
@@ -278,4 +335,25 @@ impl Registry {
             requests: entry.requests,
         })
     }
+}
+
+/// What is known of `host`'s peer, remembered from now on if it was not.
+fn peer_of<'a>(peers: &'a mut Vec<Peer>, host: &Host) -> &'a mut Peer {
+    let index = match peers.iter().position(|peer| peer.host == *host) {
+        Some(index) => index,
+        None => {
+            if peers.len() >= MAX_PEERS {
+                peers.remove(0);
+            }
+            peers.push(Peer {
+                host: host.clone(),
+                idle: IdleEvidence::default(),
+                activity: 0,
+                in_flight: 0,
+                last_stale_failure: None,
+            });
+            peers.len() - 1
+        }
+    };
+    &mut peers[index]
 }

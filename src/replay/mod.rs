@@ -49,7 +49,10 @@
 //! [`unavailable_responses`]: crate::classify::StandardClassifier::unavailable_responses
 
 mod body;
+pub(crate) mod head;
+mod kept;
 mod layer;
+mod waiting;
 
 pub use self::body::{ReplayBody, DEFAULT_CAP};
 pub use self::layer::{ReplayBodyLayer, ReplayBodyService};

@@ -9,8 +9,12 @@ mod memory;
 #[path = "../../examples/axum_proxy/proxy.rs"]
 mod proxy;
 mod proxy_example;
+mod readers;
 #[path = "../support/reset_server.rs"]
 mod reset_server;
 mod retry;
+mod slow_client;
 mod socket;
+mod trailers;
+mod unsent;
 mod upstream;

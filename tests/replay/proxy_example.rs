@@ -9,6 +9,7 @@ use hyper::body::Frame;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tokio::net::TcpListener;
+use tower_reset::classify::StandardClassifier;
 
 use crate::proxy;
 use crate::reset_server::{Behaviour, ResetServer};
@@ -63,4 +64,33 @@ async fn a_streamed_post_with_an_idempotency_key_is_replayed() {
 #[tokio::test]
 async fn a_streamed_put_is_replayed() {
     assert_eq!(upload("PUT", None).await, (200, 2));
+}
+
+#[tokio::test]
+async fn a_get_answered_503_is_retried() {
+    // hyper's `Incoming` of a GET is empty, and says so: its copy has nothing left to send, so a
+    // response cannot have come before the end of the body.
+    let upstream = ResetServer::start(vec![Behaviour::Respond(503, "busy")]);
+    let base = format!("http://{}/", upstream.addr()).parse().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = proxy::router_with(base, StandardClassifier::new().unavailable_responses(true));
+    let server = tokio::spawn(async move { axum::serve(listener, router).await });
+
+    let request = http::Request::get(format!("http://{addr}/files/1"))
+        .header("x-request-id", "get-1")
+        .body(http_body_util::Empty::<Bytes>::new())
+        .unwrap();
+    let client = Client::builder(TokioExecutor::new()).build_http();
+    let status = tokio::time::timeout(LIMIT, async {
+        let response = client.request(request).await.unwrap();
+        let status = response.status().as_u16();
+        response.into_body().collect().await.unwrap();
+        status
+    })
+    .await
+    .expect("the GET ends");
+    server.abort();
+    assert_eq!(status, 200, "the proxy retried the 503");
+    assert_eq!(upstream.executed_id("get-1"), 2);
 }

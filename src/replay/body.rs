@@ -42,34 +42,41 @@ pub const DEFAULT_CAP: usize = 64 * 1024;
 ///
 /// # What is kept, and the memory it holds
 ///
-/// A chunk may be a small window on a large buffer (hyper's `Incoming` cuts each chunk out of
-/// a read buffer of 8 KiB or more, so a client sending one byte per TCP segment makes 1-byte
-/// chunks that each hold a buffer), so what is kept is not always the chunks as they came:
+/// A chunk may be a small window on a large buffer, and keeping the window keeps the buffer:
+/// hyper's `Incoming` cuts each chunk out of a read buffer of 8 KiB or more (up to about
+/// 400 KiB after large reads), so a client sending one byte per TCP segment makes 1-byte
+/// chunks that each hold a buffer, and kept 8 and 16 KiB chunks held about twice their size
+/// in our measurements. A [`Bytes`] does not tell how large its buffer is, so what is kept is
+/// not the chunks as they came:
 ///
-/// * chunks of 8 KiB or more are kept as they are: the same [`Bytes`], shared, not copied;
-/// * shorter chunks are copied, back to back, into blocks of up to 8 KiB (never more than the
-///   cap in all), and the buffers they came from are freed; a copy replays them in pieces of
-///   up to a block, not with their original boundaries;
+/// * chunks shorter than 64 KiB are copied, back to back, into blocks of their own (512 B,
+///   doubling up to 8 KiB, never more than the cap, or than the body's announced length, in
+///   all), and the buffers they came from are let go; a copy replays them in pieces of up to a
+///   block, not with their original boundaries (which carry no meaning in HTTP);
+/// * chunks of 64 KiB or more (a `Full<Bytes>` body, a large read with a cap above the
+///   default) are kept as they are: the same [`Bytes`], shared, not copied;
 /// * empty chunks carry nothing and are not kept;
-/// * the trailers are kept as they came (hyper bounds their size as it does headers').
+/// * the trailers are kept as they came (hyper bounds their size as it does the headers').
 ///
-/// So the data kept holds at most the cap, plus, for the chunks kept shared, the rest of the
-/// buffers they were cut from (little, as they are at least as long as hyper's smallest read
-/// buffer), plus a list of at most a few dozen segments. Measured through the README's proxy
-/// pattern (hyper server, `Incoming` → [`ReplayBodyLayer`](super::ReplayBodyLayer) →
-/// `ResetRetryLayer` → hyper-util), a 64 KiB upload holds at most about the cap more than the
-/// bare proxy however it is sliced: see `tests/replay/slow_client.rs`.
+/// So the data kept holds at most the cap (plus, for chunks of 64 KiB or more, the rest of the
+/// buffers they were cut from), and a list of a few dozen segments. Measured through the
+/// README's proxy pattern (hyper server, `Incoming` → [`ReplayBodyLayer`](super::ReplayBodyLayer)
+/// → `ResetRetryLayer` → hyper-util, upstream not answering yet; `tests/replay/slow_client.rs`),
+/// a 64 KiB upload holds the cap and 12 KiB more than the bare proxy, whether it comes in
+/// 1-byte TCP segments, 1400-byte ones, 8 KiB ones or one write, and 60,000 one-byte HTTP/2
+/// DATA frames the 60,000 bytes and 12 KiB more.
 ///
 /// # Cost
 ///
 /// A `ReplayBody` that is never copied reads straight through: no allocation, no lock. The
 /// first copy allocates the shared state (one allocation); each chunk then costs a lock, and
-/// either a reference count (long chunks) or a copy of its bytes into a block (short ones,
-/// at most the cap in all); the first time a copy waits for the original body, a list of
-/// waiting copies is allocated. Chunks are converted to [`Bytes`] with [`Buf::copy_to_bytes`],
-/// which shares the buffer for `Bytes` bodies (hyper's `Incoming`, tonic's body, `Full<Bytes>`)
-/// and copies it otherwise. The copy reading the original polls it while holding the shared
-/// state's lock, so copies polled at the same time on two threads take turns.
+/// a copy of its bytes into a block (short chunks: at most the cap in all, one `memcpy` of
+/// 64 KiB by default) or a reference count (long ones); the first time a copy reads the
+/// original body, a list of the copies waiting for it is allocated. Chunks are converted to
+/// [`Bytes`] with [`Buf::copy_to_bytes`], which shares the buffer for `Bytes` bodies (hyper's
+/// `Incoming`, tonic's body, `Full<Bytes>`) and copies it otherwise. The copy reading the
+/// original polls it while holding the shared state's lock, so copies polled at the same time
+/// on two threads take turns.
 ///
 /// # Examples
 ///

@@ -5,6 +5,7 @@ mod body;
 #[path = "../support/error_chain.rs"]
 mod error_chain;
 mod frames;
+mod hyper_server;
 mod memory;
 #[path = "../../examples/axum_proxy/proxy.rs"]
 mod proxy;

@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -21,6 +21,7 @@ use tower::{BoxError, Service, ServiceBuilder};
 use tower_reset::replay::{ReplayBody, ReplayBodyLayer, DEFAULT_CAP};
 use tower_reset::ResetRetryLayer;
 
+use crate::hyper_server::serve_connection;
 use crate::memory::measure;
 
 /// What the proxy may hold beyond the bare proxy and the cap.
@@ -100,15 +101,7 @@ where
     S::Error: Into<BoxError>,
     S::Future: Send + 'static,
 {
-    let io = TokioIo::new(stream);
-    let service = TowerToHyperService::new(service);
-    if h2 {
-        let builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
-        let _ = builder.serve_connection(io, service).await;
-    } else {
-        let builder = hyper::server::conn::http1::Builder::new();
-        let _ = builder.serve_connection(io, service).await;
-    }
+    serve_connection(stream, TowerToHyperService::new(service), h2).await;
 }
 
 /// The heap a proxy holds once `client` has uploaded through it.

@@ -12,7 +12,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use tokio::net::TcpListener;
 use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_reset::classify::StandardClassifier;
@@ -20,6 +20,7 @@ use tower_reset::replay::{ReplayBody, ReplayBodyLayer};
 use tower_reset::ResetRetryLayer;
 
 use crate::frames::{frames, Frames, Step, Unannounced};
+use crate::hyper_server::serve_connection;
 
 const LIMIT: Duration = Duration::from_secs(10);
 
@@ -72,16 +73,7 @@ async fn serve(h2: bool, failure: Failure) -> (std::net::SocketAddr, Received) {
                     Ok(response)
                 }
             });
-            let io = TokioIo::new(stream);
-            tokio::spawn(async move {
-                if h2 {
-                    let builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
-                    let _ = builder.serve_connection(io, service).await;
-                } else {
-                    let builder = hyper::server::conn::http1::Builder::new();
-                    let _ = builder.serve_connection(io, service).await;
-                }
-            });
+            tokio::spawn(serve_connection(stream, service, h2));
         }
     });
     (addr, received)

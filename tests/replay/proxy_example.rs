@@ -1,5 +1,6 @@
 //! The axum proxy example (`examples/axum_proxy`): streamed uploads forwarded through the stack
-//! to an upstream that resets the first connection after reading the request in full.
+//! to an upstream that resets the first connection after reading the request in full, and a GET
+//! (an empty `Incoming`) retried after the upstream answered `503`.
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -265,3 +265,42 @@ fn bodies_are_send_and_sync_when_the_original_is_send() {
     type SendOnly = http_body_util::combinators::UnsyncBoxBody<bytes::Bytes, tower::BoxError>;
     send_sync::<ReplayBody<SendOnly>>();
 }
+
+#[tokio::test]
+async fn a_copy_replays_short_and_long_chunks_in_order() {
+    use bytes::Bytes;
+    let long = Bytes::from(vec![b'L'; 64 * 1024]);
+    let parts = [
+        Bytes::from_static(b"short "),
+        Bytes::from_static(b"and "),
+        long.clone(),
+        Bytes::new(),
+        Bytes::from_static(b" short again"),
+    ];
+    let frames = parts
+        .clone()
+        .map(|part| Ok::<_, std::io::Error>(http_body::Frame::data(part)));
+    let body = http_body_util::StreamBody::new(tokio_stream::iter(frames));
+    let original = ReplayBody::with_cap(body, 128 * 1024);
+    let copy = original.try_clone().unwrap();
+    let sent = collect(original).await.unwrap();
+    assert_eq!(
+        sent.data, parts,
+        "the original's chunks pass through as they are"
+    );
+
+    let replayed = collect(copy).await.unwrap();
+    assert_eq!(replayed.data.concat(), parts.concat());
+    assert!(
+        replayed
+            .data
+            .iter()
+            .any(|chunk| chunk.as_ptr() == long.as_ptr()),
+        "the long chunk is shared: {:?}",
+        replayed
+            .data
+            .iter()
+            .map(|chunk| chunk.len())
+            .collect::<Vec<_>>()
+    );
+}

@@ -155,9 +155,9 @@ pub(crate) fn gate() -> (Gate, GateHandle) {
 
 impl GateHandle {
     /// Hands the body one more chunk.
-    pub(crate) fn push(&self, chunk: &'static str) {
+    pub(crate) fn push(&self, chunk: impl Into<Bytes>) {
         let mut state = self.shared.lock().unwrap();
-        state.chunks.push_back(Bytes::from_static(chunk.as_bytes()));
+        state.chunks.push_back(chunk.into());
         if let Some(waker) = state.waker.take() {
             waker.wake();
         }

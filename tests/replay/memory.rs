@@ -193,3 +193,28 @@ fn the_copy_of_a_proxied_request_holds_none_of_the_read_buffer() {
     );
     assert!(!within(copy.uri().path().as_bytes()), "so has its path");
 }
+
+#[test]
+fn a_body_longer_than_it_announced_keeps_about_the_cap() {
+    // It says 10 bytes, and sends the cap in one-byte chunks.
+    struct Understated(crate::frames::Upload);
+    impl http_body::Body for Understated {
+        type Data = Bytes;
+        type Error = std::io::Error;
+        fn poll_frame(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, std::io::Error>>> {
+            std::pin::Pin::new(&mut self.0).poll_frame(cx)
+        }
+        fn size_hint(&self) -> http_body::SizeHint {
+            http_body::SizeHint::with_exact(10)
+        }
+    }
+    let info = held_after_reading(ReplayBody::new(Understated(upload(DEFAULT_CAP, 1))));
+    assert!(
+        info.bytes_current <= (DEFAULT_CAP + 16 * 1024) as i64,
+        "{} B held to replay {DEFAULT_CAP} B",
+        info.bytes_current
+    );
+}

@@ -195,3 +195,41 @@ async fn copies_read_in_turns_yield_the_same_bytes() {
     assert_eq!(sent[1], b"one two three four");
     assert!(original.is_complete());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_copy_that_lags_across_kept_blocks_replays_every_byte_in_order() {
+    // Short chunks are copied into blocks that fill and are frozen while the lagging copy is in
+    // the middle of one.
+    let (body, handle) = gate();
+    let original = ReplayBody::new(body);
+    let mut leader = original.try_clone().unwrap();
+    let mut lagging = original.try_clone().unwrap();
+    let (mut led, mut lagged) = (Vec::new(), Vec::new());
+    let mut expected = Vec::new();
+    let reading = async {
+        for n in 0..3_000 {
+            let chunk = format!("{n:05},");
+            expected.extend_from_slice(chunk.as_bytes());
+            handle.push(chunk);
+            let frame = leader.frame().await.unwrap().unwrap();
+            led.extend_from_slice(&frame.into_data().unwrap());
+            if n % 7 == 0 {
+                // Replays what was kept since its last turn, in one piece or a few.
+                while lagged.len() < led.len() {
+                    let frame = lagging.frame().await.unwrap().unwrap();
+                    lagged.extend_from_slice(&frame.into_data().unwrap());
+                }
+            }
+        }
+        handle.end();
+        while let Some(frame) = lagging.frame().await {
+            lagged.extend_from_slice(&frame.unwrap().into_data().unwrap());
+        }
+    };
+    tokio::time::timeout(LIMIT, reading)
+        .await
+        .expect("the lagging copy catches up");
+    assert_eq!(led, expected);
+    assert_eq!(lagged, expected, "the lagging copy sends the same bytes");
+    assert!(original.is_complete());
+}

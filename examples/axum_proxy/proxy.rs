@@ -14,6 +14,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tower::util::BoxCloneSyncService;
 use tower::{BoxError, ServiceBuilder, ServiceExt};
+use tower_reset::classify::StandardClassifier;
 use tower_reset::replay::{ReplayBody, ReplayBodyLayer};
 use tower_reset::{BackoffLayer, FreshConnectionLayer, ResetRetryLayer};
 
@@ -29,25 +30,36 @@ pub(crate) struct Proxy {
     base: Uri,
 }
 
-/// The full stack over hyper-util's pooled client. The request body, a stream the client is
-/// still sending, is wrapped in a `ReplayBody`: up to 64 KiB of it is kept, so that a retry can
-/// send it again.
-pub(crate) fn upstream() -> Upstream {
+/// The full stack over hyper-util's pooled client, failures recognised by `classifier`. The
+/// request body, a stream the client is still sending, is wrapped in a `ReplayBody`: up to
+/// 64 KiB of it is kept, so that a retry can send it again.
+pub(crate) fn upstream(classifier: StandardClassifier) -> Upstream {
     let client: Client<HttpConnector, ReplayBody<Body>> =
         Client::builder(TokioExecutor::new()).build_http();
+    let retry = ResetRetryLayer::builder()
+        .classifier(classifier)
+        .build()
+        .expect("the default limits are valid");
     let stack = ServiceBuilder::new()
         .layer(ReplayBodyLayer::new()) // the body, replayable
-        .layer(ResetRetryLayer::new()) // whether
+        .layer(retry) // whether
         .layer(BackoffLayer::new()) // when
         .layer(FreshConnectionLayer::new()) // which connection
         .service(client);
     BoxCloneSyncService::new(stack)
 }
 
-/// A router that forwards every request to `base` (`http://host:port`).
+/// A router that forwards every request to `base` (`http://host:port`), retrying connection
+/// failures.
 pub(crate) fn router(base: Uri) -> Router {
+    router_with(base, StandardClassifier::new())
+}
+
+/// A router that forwards every request to `base`, retrying what `classifier` recognises (with
+/// `unavailable_responses(true)`, an upstream `503` too).
+pub(crate) fn router_with(base: Uri, classifier: StandardClassifier) -> Router {
     Router::new().fallback(forward).with_state(Proxy {
-        upstream: upstream(),
+        upstream: upstream(classifier),
         base,
     })
 }

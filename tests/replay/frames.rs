@@ -1,9 +1,11 @@
-//! Bodies for the tests: a scripted list of frames, and a long generated upload.
+//! Bodies for the tests: a scripted list of frames, a long generated upload, a body that
+//! hides its end, and one that waits until the test hands it frames.
 
 use std::collections::VecDeque;
 use std::io;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 use http::HeaderMap;
@@ -103,6 +105,94 @@ impl Body for Upload {
 
     fn size_hint(&self) -> SizeHint {
         SizeHint::with_exact((self.left * self.chunk_size) as u64)
+    }
+}
+
+/// `body`, but never announcing its end (`is_end_stream` stays false), like hyper's `Incoming`
+/// for a chunked upload or a stream: the end is only seen by polling, and a client that has its
+/// trailers does not poll again.
+pub(crate) struct Unannounced<B>(pub(crate) B);
+
+impl<B: Body + Unpin> Body for Unannounced<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        Pin::new(&mut self.0).poll_frame(cx)
+    }
+}
+
+/// A body that is pending until the test pushes a chunk or ends it through its [`GateHandle`].
+/// Like a network body, it keeps the waker of its last pending poll and wakes it when a chunk
+/// comes.
+pub(crate) struct Gate {
+    shared: Arc<Mutex<GateState>>,
+}
+
+#[derive(Default)]
+struct GateState {
+    chunks: VecDeque<Bytes>,
+    ended: bool,
+    waker: Option<Waker>,
+}
+
+/// Feeds a [`Gate`].
+#[derive(Clone)]
+pub(crate) struct GateHandle {
+    shared: Arc<Mutex<GateState>>,
+}
+
+pub(crate) fn gate() -> (Gate, GateHandle) {
+    let shared = Arc::new(Mutex::new(GateState::default()));
+    let handle = GateHandle {
+        shared: Arc::clone(&shared),
+    };
+    (Gate { shared }, handle)
+}
+
+impl GateHandle {
+    /// Hands the body one more chunk.
+    pub(crate) fn push(&self, chunk: impl Into<Bytes>) {
+        let mut state = self.shared.lock().unwrap();
+        state.chunks.push_back(chunk.into());
+        if let Some(waker) = state.waker.take() {
+            waker.wake();
+        }
+    }
+
+    /// Ends the body after the chunks already pushed.
+    pub(crate) fn end(&self) {
+        let mut state = self.shared.lock().unwrap();
+        state.ended = true;
+        if let Some(waker) = state.waker.take() {
+            waker.wake();
+        }
+    }
+}
+
+impl Body for Gate {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        let mut state = self.shared.lock().unwrap();
+        if let Some(chunk) = state.chunks.pop_front() {
+            return Poll::Ready(Some(Ok(Frame::data(chunk))));
+        }
+        if state.ended {
+            return Poll::Ready(None);
+        }
+        match &state.waker {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            _ => state.waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
     }
 }
 

@@ -212,3 +212,43 @@ async fn every_attempt_up_to_the_limit_replays_the_body() {
         .collect();
     assert_eq!(delivered, ["x", "xy", "xyz"]);
 }
+
+#[tokio::test]
+async fn a_get_with_an_empty_body_is_retried_after_a_503_like_a_full_one() {
+    let retry = || {
+        ResetRetryLayer::builder()
+            .classifier(StandardClassifier::new().unavailable_responses(true))
+            .build()
+            .unwrap()
+    };
+    let full = Upstream::new([Script::Answer(503)]);
+    let response = ServiceBuilder::new()
+        .layer(retry())
+        .service(full.clone())
+        .oneshot(
+            http::Request::get("http://upstream/items/7")
+                .body(http_body_util::Full::new(bytes::Bytes::new()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        200,
+        "a `Full` body is cloned and retried"
+    );
+    assert_eq!(full.delivered().len(), 2);
+
+    // An empty body that says so (`is_end_stream`), as hyper's `Incoming` of a GET does.
+    let replayed = Upstream::new([Script::Answer(503)]);
+    let response = send(
+        &replayed,
+        ReplayBodyLayer::new(),
+        StandardClassifier::new().unavailable_responses(true),
+        request("GET", chunks(&[])),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 200, "so is an empty `ReplayBody`");
+    assert_eq!(replayed.delivered().len(), 2);
+}

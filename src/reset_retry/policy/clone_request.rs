@@ -66,6 +66,10 @@ impl<B: Clone> CloneRequest<http::Request<B>> for CloneBody {
 
 /// Copies requests whose body is a [`ReplayBody`] (see [`crate::replay`]) while the body can be
 /// replayed: not past its cap, and, after a response, read to its end.
+///
+/// The copy's header values and URI are copied into one buffer of their own, the size of what
+/// they hold: those of a request received by a hyper server share the buffer hyper read the
+/// head into (8 KiB or more), which a shared clone would hold for the whole request.
 #[cfg(feature = "replay")]
 #[diagnostic::do_not_recommend]
 impl<B: http_body::Body> CloneRequest<http::Request<ReplayBody<B>>> for CloneBody {
@@ -74,13 +78,8 @@ impl<B: http_body::Body> CloneRequest<http::Request<ReplayBody<B>>> for CloneBod
         request: &http::Request<ReplayBody<B>>,
     ) -> Option<http::Request<ReplayBody<B>>> {
         let body = request.body().try_clone()?;
-        let mut copy = http::Request::new(body);
-        *copy.method_mut() = request.method().clone();
-        *copy.uri_mut() = request.uri().clone();
-        *copy.version_mut() = request.version();
-        *copy.headers_mut() = request.headers().clone();
-        *copy.extensions_mut() = request.extensions().clone();
-        Some(copy)
+        // The head in memory of its own: a proxied request's head shares hyper's read buffer.
+        Some(crate::replay::head::owned_copy(request, body))
     }
 
     fn can_replay(&self, copy: &http::Request<ReplayBody<B>>, responded: bool) -> bool {

@@ -2,6 +2,7 @@
 
 use bytes::Bytes;
 use http_body_util::Full;
+use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -12,6 +13,7 @@ use crate::classify::StandardClassifier;
 use crate::diagnose::Collector;
 use crate::fresh_connection::policy::Standard as StandardConnections;
 use crate::fresh_connection::{FreshConnection, Pooled};
+use crate::replay::{ReplayBody, ReplayBodyLayer, ReplayBodyService};
 use crate::reset_retry::policy::StandardRetry;
 use crate::resume::Resume;
 use crate::{
@@ -94,6 +96,13 @@ pub type HyperUtilStack<
 /// ```
 pub type HyperUtilClient<Body = Full<Bytes>> = HyperUtilStack<Client<HttpConnector, Body>>;
 
+/// For a proxy: requests whose body is a stream (hyper's `Incoming` by default, or axum's
+/// `Body`) go through a [`ReplayBodyLayer`], which keeps up to 64 KiB of each body so that the
+/// stack can send it again, over the stack with its client (whose request body is then a
+/// `ReplayBody`). As [`proxy_client`] makes it.
+pub type ProxyClient<Body = Incoming, C = StandardClassifier> =
+    ReplayBodyService<HyperUtilStack<Client<HttpConnector, ReplayBody<Body>>, StandardRetry, C>>;
+
 /// The stack over hyper-util's legacy `Client`, with a [`ResumeLayer`] on top: `GET` bodies
 /// that break part-way continue where they stopped. As [`resuming_hyper_util_client`] makes it.
 pub type ResumingHyperUtilClient<Body = Full<Bytes>> = Resume<HyperUtilClient<Body>>;
@@ -170,8 +179,8 @@ impl<S, P: Clone, C: Clone, B: Clone, F: Clone> Layer<S> for HyperUtilLayer<P, C
 /// the recommended stack: `HyperUtilLayer::new()` over
 /// `Client::builder(TokioExecutor::new()).build_http()`.
 ///
-/// For HTTP/2, TLS or pool settings, build the client yourself and put
-/// [`HyperUtilLayer`] over it. With HTTP/2, enable this crate's `h2` feature too, so that h2's
+/// Its requests carry a `Full<Bytes>` body. For another body type, or HTTP/2, TLS or pool
+/// settings, build the client yourself and put [`HyperUtilLayer`] over it. With HTTP/2, enable this crate's `h2` feature too, so that h2's
 /// refusals and resets are recognised.
 ///
 /// # Examples
@@ -188,12 +197,50 @@ impl<S, P: Clone, C: Clone, B: Clone, F: Clone> Layer<S> for HyperUtilLayer<P, C
 /// # Ok(())
 /// # }
 /// ```
-pub fn hyper_util_client<Body>() -> HyperUtilClient<Body>
-where
-    Body: http_body::Body + Send + 'static,
-    Body::Data: Send,
-{
+pub fn hyper_util_client() -> HyperUtilClient {
     HyperUtilLayer::new().layer(Client::builder(TokioExecutor::new()).build_http())
+}
+
+/// A client for a proxy: [`ReplayBodyLayer`] over [`hyper_util_client`], so that the requests a
+/// server received, their bodies still streaming in, can be forwarded and sent again (up to
+/// 64 KiB of each body is kept). For another classifier or cap, assemble it yourself:
+/// `ReplayBodyLayer::new().layer(HyperUtilLayer::new().retry(retry).layer(client))`.
+///
+/// # Examples
+///
+/// An axum handler forwarding what it receives:
+///
+/// ```
+/// use axum::body::Body;
+/// use axum::extract::{Request, State};
+/// use axum::response::{IntoResponse, Response};
+/// use tower::ServiceExt;
+/// use tower_reset::preset::{proxy_client, ProxyClient};
+///
+/// async fn forward(State(upstream): State<ProxyClient<Body>>, request: Request) -> Response {
+///     // (the URI rewritten to the upstream's, in a real proxy)
+///     match upstream.oneshot(request).await {
+///         Ok(response) => response.map(Body::new).into_response(),
+///         Err(_) => http::StatusCode::BAD_GATEWAY.into_response(),
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let app: axum::Router = axum::Router::new()
+///     .fallback(forward)
+///     .with_state(proxy_client::<Body>());
+/// # let _ = app;
+/// # }
+/// ```
+pub fn proxy_client<Body>() -> ProxyClient<Body>
+where
+    Body: http_body::Body + Send + Unpin + 'static,
+    Body::Data: Send,
+    Body::Error: Into<tower::BoxError>,
+{
+    ReplayBodyLayer::new()
+        .layer(HyperUtilLayer::new().layer(Client::builder(TokioExecutor::new()).build_http()))
 }
 
 /// [`hyper_util_client`] with a [`ResumeLayer`] on top (`ResumeLayer::new()`): the body of a
@@ -211,10 +258,6 @@ where
 /// # let _ = downloads;
 /// # }
 /// ```
-pub fn resuming_hyper_util_client<Body>() -> ResumingHyperUtilClient<Body>
-where
-    Body: http_body::Body + Send + 'static,
-    Body::Data: Send,
-{
+pub fn resuming_hyper_util_client() -> ResumingHyperUtilClient {
     ResumeLayer::new().layer(hyper_util_client())
 }

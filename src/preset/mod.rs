@@ -9,6 +9,7 @@
 //! |---|---|---|---|
 //! | hyper-util's legacy `Client` | [`hyper_util_client()`], or [`HyperUtilLayer`] over a client of your own | [`HyperUtilClient`] (over your client: [`HyperUtilStack<S>`]) | `hyper-util` |
 //! | the same, resuming `GET` bodies that break part-way | [`resuming_hyper_util_client()`] | [`ResumingHyperUtilClient`] | `hyper-util` |
+//! | the same, for a proxy forwarding streaming bodies (hyper's `Incoming`, axum's `Body`) | [`proxy_client()`] | [`ProxyClient<Body>`](ProxyClient) | `hyper-util` |
 //! | a tonic `Endpoint` (for `Channel`s and generated clients) | [`grpc_channel(endpoint, methods)`](grpc_channel), or [`GrpcLayer`] | [`GrpcChannel`] (over your service: [`GrpcStack<S>`]) | `tonic` |
 //! | a `reqwest::Client` | [`reqwest_client(configure)`](reqwest_client), or [`ReqwestLayer`] | [`ReqwestClient`] | `reqwest` |
 //! | reqwest-middleware | [`ResetRetryMiddleware::new()`](crate::reqwest_middleware::ResetRetryMiddleware::new) (already one line) | | `reqwest-middleware` |
@@ -84,8 +85,8 @@ mod tonic;
 
 #[cfg(feature = "hyper-util")]
 pub use self::hyper_util::{
-    hyper_util_client, resuming_hyper_util_client, HyperUtilClient, HyperUtilLayer, HyperUtilStack,
-    ResumingHyperUtilClient,
+    hyper_util_client, proxy_client, resuming_hyper_util_client, HyperUtilClient, HyperUtilLayer,
+    HyperUtilStack, ProxyClient, ResumingHyperUtilClient,
 };
 #[cfg(feature = "reqwest")]
 pub use self::reqwest::{reqwest_client, ReqwestClient, ReqwestLayer};

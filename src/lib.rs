@@ -125,6 +125,8 @@ pub mod fresh_connection;
 pub mod hint;
 #[cfg(feature = "lab")]
 pub mod lab;
+#[cfg(any(feature = "hyper-util", feature = "tonic"))]
+pub mod preset;
 #[cfg(feature = "replay")]
 pub mod replay;
 #[cfg(feature = "reqwest")]

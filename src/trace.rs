@@ -13,6 +13,21 @@ pub(crate) const GIVE_UP: &str = "tower_reset::give_up";
 /// The backoff held an attempt back, or abandoned it.
 pub(crate) const BACKOFF: &str = "tower_reset::backoff";
 
+/// Warns, once per process, that a retry went out after a server's `Retry-After` that no layer
+/// waited for.
+#[cfg(feature = "tracing")]
+pub(crate) fn warn_unheeded_hint() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    if !WARNED.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            target: RETRY,
+            "a retry went out after the server's Retry-After without waiting for it: no \
+             BackoffLayer below ResetRetryLayer (is it outside? see tower_reset::preset)"
+        );
+    }
+}
+
 /// Emits a `tracing` event at the given level and target (`target: trace::RETRY`, say; the
 /// target is `tower_reset` when none is given).
 ///

@@ -1,7 +1,7 @@
 //! An axum proxy that forwards request bodies as they stream in, through the tower-reset
 //! stack, to an upstream that resets connections.
 //!
-//! The upstream (an in-process scripted server) resets the connection of the first request it
+//! The upstream (the reset lab, `tower_reset::lab`) resets the connection of the first request it
 //! receives after reading it in full, so the proxy cannot know whether it acted on it. Three
 //! streamed uploads go through the proxy, each meeting one reset:
 //!
@@ -9,11 +9,9 @@
 //! * `POST` may not be repeated: the client gets `502` and the upstream ran it once;
 //! * `POST` with an `Idempotency-Key`: the upstream deduplicates it, so it is replayed.
 //!
-//! Run it with `cargo run --example axum_proxy --features hyper-util`.
+//! Run it with `cargo run --example axum_proxy --features lab,hyper-util`.
 
 mod proxy;
-#[path = "../../tests/support/reset_server.rs"]
-mod reset_server;
 
 use std::error::Error;
 
@@ -23,14 +21,17 @@ use hyper::body::Frame;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tokio::net::TcpListener;
-
-use reset_server::{Behaviour, ResetServer};
+use tower_reset::lab::{Action, Lab, Match};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error + Send + Sync>> {
     for (method, key) in [("PUT", None), ("POST", None), ("POST", Some("order-42"))] {
-        // A fresh upstream for each upload: it resets the first request, then answers `200`.
-        let upstream = ResetServer::start(vec![Behaviour::ResetAfterHead]);
+        // A fresh upstream for each upload: it resets the first request after reading (and
+        // executing) it, then answers `200`.
+        let upstream = Lab::builder()
+            .on(Match::nth(1), Action::ResetAfterRequest)
+            .start()
+            .await?;
         let base = format!("http://{}/", upstream.addr()).parse()?;
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
@@ -41,10 +42,8 @@ async fn main() -> Result<(), Box<dyn Error + Send + Sync>> {
             Some(_) => format!("{method} with Idempotency-Key"),
             None => method.to_owned(),
         };
-        println!(
-            "{label:<28} -> {status}  (the upstream received it in full {} time(s))",
-            upstream.executed(method)
-        );
+        let executed = upstream.counts().executed_by_method(&method.parse()?);
+        println!("{label:<28} -> {status}  (the upstream executed it {executed} time(s))");
         server.abort();
     }
     Ok(())

@@ -9,44 +9,33 @@ use axum::extract::{Request, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use tower::util::BoxCloneSyncService;
-use tower::{BoxError, ServiceBuilder, ServiceExt};
+use tower::{Layer, ServiceExt};
 use tower_reset::classify::StandardClassifier;
-use tower_reset::replay::{ReplayBody, ReplayBodyLayer};
-use tower_reset::{BackoffLayer, FreshConnectionLayer, ResetRetryLayer};
+use tower_reset::preset::{HyperUtilLayer, ProxyClient};
+use tower_reset::replay::ReplayBodyLayer;
+use tower_reset::ResetRetryLayer;
 
-/// The upstream client: `http::Request<Body>` in, the upstream's response out.
-pub(crate) type Upstream =
-    BoxCloneSyncService<Request, http::Response<hyper::body::Incoming>, BoxError>;
-
-/// What every handler shares: the client (cloned per request: clones share the pool and the
-/// retry budget) and where to send requests.
+/// What every handler shares: the upstream client (cloned per request: clones share the pool and
+/// the retry budget) and where to send requests.
 #[derive(Clone)]
 pub(crate) struct Proxy {
-    upstream: Upstream,
+    upstream: ProxyClient<Body>,
     base: Uri,
 }
 
-/// The full stack over hyper-util's pooled client, failures recognised by `classifier`. The
-/// request body, a stream the client is still sending, is wrapped in a `ReplayBody`: up to
-/// 64 KiB of it is kept, so that a retry can send it again.
-pub(crate) fn upstream(classifier: StandardClassifier) -> Upstream {
-    let client: Client<HttpConnector, ReplayBody<Body>> =
-        Client::builder(TokioExecutor::new()).build_http();
+/// The hyper-util stack for a proxy, failures recognised by `classifier`. The request body, a
+/// stream the client is still sending, is wrapped in a `ReplayBody`: up to 64 KiB of it is
+/// kept, so that a retry can send it again. With the standard classifier, this is
+/// `tower_reset::preset::proxy_client()`.
+pub(crate) fn upstream(classifier: StandardClassifier) -> ProxyClient<Body> {
     let retry = ResetRetryLayer::builder()
         .classifier(classifier)
         .build()
         .expect("the default limits are valid");
-    let stack = ServiceBuilder::new()
-        .layer(ReplayBodyLayer::new()) // the body, replayable
-        .layer(retry) // whether
-        .layer(BackoffLayer::new()) // when
-        .layer(FreshConnectionLayer::new()) // which connection
-        .service(client);
-    BoxCloneSyncService::new(stack)
+    let client = Client::builder(TokioExecutor::new()).build_http();
+    ReplayBodyLayer::new().layer(HyperUtilLayer::new().retry(retry).layer(client))
 }
 
 /// A router that forwards every request to `base` (`http://host:port`), retrying connection

@@ -103,6 +103,28 @@ impl Default for ResetRetryLayer {
     }
 }
 
+impl<P, C, R> ResetRetryLayer<P, C, R> {
+    /// The retry policy.
+    pub fn policy(&self) -> &P {
+        &self.policy
+    }
+
+    /// The classifier of errors and responses.
+    pub fn classifier(&self) -> &C {
+        &self.classifier
+    }
+
+    /// The most attempts a request may make, the first included.
+    pub fn max_attempts(&self) -> u32 {
+        self.limits.max_attempts
+    }
+
+    /// The deadline counted from a request's first attempt, if one is set.
+    pub fn deadline(&self) -> Option<Duration> {
+        self.limits.deadline
+    }
+}
+
 impl<P: Clone, C: Clone, R: Clone> Clone for ResetRetryLayer<P, C, R> {
     fn clone(&self) -> Self {
         Self {

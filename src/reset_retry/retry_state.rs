@@ -81,6 +81,9 @@ where
     went_ahead: bool,
     /// The failure of the previous attempt.
     previous: Option<FailureClass>,
+    /// Whether the previous attempt's failure came with a server hint (`Retry-After`).
+    #[cfg(feature = "tracing")]
+    hinted: bool,
     /// Drawn at the first retry; the same for every attempt of the request.
     seed: Option<u64>,
     /// Shared with the records of the retries, for the layers below to report back.
@@ -127,6 +130,8 @@ where
             drain_budget: 0,
             went_ahead: false,
             previous: None,
+            #[cfg(feature = "tracing")]
+            hinted: false,
             seed: None,
             notes: None,
             ready_timer: None,
@@ -217,18 +222,26 @@ where
         }
     }
 
-    /// The `tower_reset::retry` event: a retry went out.
+    /// The `tower_reset::retry` event: a retry went out. Once per process, a warning when it
+    /// went out after a server's `Retry-After` that no layer below waited for: `BackoffLayer`
+    /// is missing, or outside `ResetRetryLayer` (see [`crate::preset`]).
     fn retried(&self) {
         #[cfg(feature = "tracing")]
-        tracing::info!(
-            target: trace::RETRY,
-            method = %self.target.0,
-            uri = %self.target.1,
-            attempt = self.attempt,
-            class = self.previous.map_or("-", FailureClass::as_str),
-            delay = ?self.notes.as_ref().and_then(|notes| notes.delay()),
-            "retrying after a connection failure"
-        );
+        {
+            let delay = self.notes.as_ref().and_then(|notes| notes.delay());
+            tracing::info!(
+                target: trace::RETRY,
+                method = %self.target.0,
+                uri = %self.target.1,
+                attempt = self.attempt,
+                class = self.previous.map_or("-", FailureClass::as_str),
+                delay = ?delay,
+                "retrying after a connection failure"
+            );
+            if self.hinted && delay.is_none() {
+                trace::warn_unheeded_hint();
+            }
+        }
     }
 
     /// The `tower_reset::give_up` event: the request ends on a failure it could not retry.
@@ -309,6 +322,10 @@ where
             return AttemptEnd::Done(self.finish(result, stop));
         };
         self.previous = Some(failure);
+        #[cfg(feature = "tracing")]
+        {
+            self.hinted = matches!(hint, Some(ServerHint::RetryAfter(_)));
+        }
         match self.next_request(failure, hint, result.as_ref().ok()) {
             Ok(request) => {
                 self.held = Some(result);

@@ -10,8 +10,8 @@ use tower::util::BoxCloneSyncService;
 use tower::{BoxError, ServiceBuilder, ServiceExt};
 use tower_reset::attempt::HistoryObserver;
 use tower_reset::lab::Lab;
+use tower_reset::preset::HyperUtilLayer;
 use tower_reset::resume::ResumeObserver;
-use tower_reset::FreshConnectionLayer;
 
 use crate::matrix::Client as Column;
 use crate::support::{
@@ -30,12 +30,16 @@ pub(crate) fn stack(http2: bool) -> Stack {
     let client = Client::builder(TokioExecutor::new())
         .http2_only(http2)
         .build_http::<Full<Bytes>>();
+    // The hyper-util preset (whether, when, which connection), the matrix's own retry and
+    // backoff settings in it, under a `ResumeLayer`.
     let stack = ServiceBuilder::new()
         .map_response(boxed)
         .layer(resume_layer()) // a body that breaks continues
-        .layer(retry_layer()) // whether
-        .layer(backoff_layer()) // when
-        .layer(FreshConnectionLayer::new()) // which connection
+        .layer(
+            HyperUtilLayer::new()
+                .retry(retry_layer())
+                .backoff(backoff_layer()),
+        )
         .service(client);
     BoxCloneSyncService::new(stack)
 }

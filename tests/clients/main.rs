@@ -21,7 +21,7 @@
 //! ```
 
 // The generated tonic client, and the messages it names as `crate::echo::…`.
-#[path = "../tonic/echo.rs"]
+#[path = "../../examples/tonic_client/echo.rs"]
 mod echo;
 
 mod axum_app;

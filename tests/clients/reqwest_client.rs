@@ -8,9 +8,9 @@ use tower::util::BoxCloneSyncService;
 use tower::{BoxError, ServiceBuilder, ServiceExt};
 use tower_reset::attempt::HistoryObserver;
 use tower_reset::lab::Lab;
+use tower_reset::preset::ReqwestLayer;
 use tower_reset::reqwest::HttpClient;
 use tower_reset::resume::ResumeObserver;
-use tower_reset::FreshConnectionLayer;
 
 use crate::matrix::Client as Column;
 use crate::support::{
@@ -28,12 +28,16 @@ fn reqwest_client(builder: reqwest::ClientBuilder) -> HttpClient {
 fn stack() -> Stack {
     let pooled = reqwest_client(reqwest::Client::builder());
     let fresh = reqwest_client(reqwest::Client::builder().pool_max_idle_per_host(0));
+    // The reqwest preset (whether, when, which connection: the detour), with the matrix's
+    // retry and backoff settings, under a `ResumeLayer`.
     let stack = ServiceBuilder::new()
         .map_response(boxed)
         .layer(resume_layer()) // a body that breaks continues
-        .layer(retry_layer()) // whether
-        .layer(backoff_layer()) // when
-        .layer(FreshConnectionLayer::detour(fresh)) // which connection
+        .layer(
+            ReqwestLayer::new(fresh)
+                .retry(retry_layer())
+                .backoff(backoff_layer()),
+        )
         .service(pooled);
     BoxCloneSyncService::new(stack)
 }

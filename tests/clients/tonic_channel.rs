@@ -1,6 +1,6 @@
-//! A tonic channel and the generated `EchoClient` under the stack of the README's gRPC
-//! section: `UnavailableStatusLayer` → `ReplayBodyLayer` → `ResetRetryLayer` with
-//! `IdempotentMethods` → `BackoffLayer` → `ChannelBodyLayer` → `fresh_channel(endpoint)`. The lab answers every call with a
+//! A tonic channel and the generated `EchoClient` under the tonic preset (`GrpcLayer`, the stack
+//! of the README's gRPC section): `UnavailableStatusLayer` → `ReplayBodyLayer` → `ResetRetryLayer`
+//! with `IdempotentMethods` → `BackoffLayer` → `ChannelBodyLayer` → `fresh_channel(endpoint)`. The lab answers every call with a
 //! well-formed gRPC reply (a framed `EchoReply`, `grpc-status: 0` in the trailers).
 //!
 //! gRPC has no methods and no `Idempotency-Key`: every call is a `POST`. The matrix maps its four
@@ -22,25 +22,18 @@ use http::{HeaderName, HeaderValue};
 use prost::Message;
 use tonic::metadata::MetadataValue;
 use tonic::transport::Endpoint;
-use tower::{Layer, Service, ServiceBuilder};
+use tower::{Layer, Service};
 use tower_reset::attempt::HistoryObserver;
-use tower_reset::backoff::Backoff;
 use tower_reset::lab::{Action, ConnectionMatch, Disconnect, Lab, Match, Reply};
-use tower_reset::replay::{ReplayBodyLayer, ReplayBodyService};
-use tower_reset::tonic::{
-    fresh_channel, ChannelBody, ChannelBodyLayer, FreshChannel, IdempotentMethods,
-    UnavailableStatus, UnavailableStatusLayer,
-};
-use tower_reset::ResetRetry;
+use tower_reset::preset::{GrpcLayer, GrpcStack};
+use tower_reset::tonic::{fresh_channel, FreshChannel, IdempotentMethods};
 
 use crate::echo::{path, EchoClient, EchoReply, EchoRequest};
 use crate::matrix::Client as Column;
 use crate::support::{backoff_layer, BoxFuture, Call, End, Method, Observed, Sender, REPLY_BODY};
 
-/// The stack of the README's gRPC section.
-type Stack = UnavailableStatus<
-    ReplayBodyService<ResetRetry<Backoff<ChannelBody<FreshChannel>>, IdempotentMethods>>,
->;
+/// The stack of the README's gRPC section: the tonic preset over `fresh_channel`.
+type Stack = GrpcStack<FreshChannel>;
 
 /// The lab's reply: a framed `EchoReply` carrying [`REPLY_BODY`], then `grpc-status: 0`.
 pub(crate) fn grpc_reply() -> Reply {
@@ -69,13 +62,9 @@ fn stack(lab: &Lab) -> Stack {
         .policy(IdempotentMethods::new([path::GET]))
         .build()
         .expect("valid settings");
-    ServiceBuilder::new()
-        .layer(UnavailableStatusLayer::new()) // final connection failures: UNAVAILABLE
-        .layer(ReplayBodyLayer::new()) // keep what was sent, up to 64 KiB
-        .layer(retry) // whether
-        .layer(backoff_layer()) // when
-        .layer(ChannelBodyLayer::new()) // back to `tonic::body::Body`
-        .service(fresh_channel(endpoint)) // which connection: a new one after a failure
+    GrpcLayer::new(retry)
+        .backoff(backoff_layer())
+        .layer(fresh_channel(endpoint)) // which connection: a new one after a failure
 }
 
 /// Set, in a request's extensions, once the stack has returned the call's response head: an

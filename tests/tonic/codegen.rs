@@ -1,4 +1,4 @@
-//! `generated/echo.rs` is what `tonic-build`'s manual builder makes of the service below: this
+//! `examples/tonic_client/generated/echo.rs` is what `tonic-build`'s manual builder makes of the service below: this
 //! test generates it again into a temporary directory and compares. After a `tonic-build`
 //! upgrade, rewrite it with `TOWER_RESET_BLESS=1 cargo test --features tonic --test tonic codegen`.
 
@@ -51,7 +51,7 @@ fn echo_service() -> Service {
 }
 
 fn checked_in() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tonic/generated/echo.rs")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/tonic_client/generated/echo.rs")
 }
 
 #[test]
@@ -70,7 +70,7 @@ fn generated_code_is_up_to_date() {
     let actual = std::fs::read_to_string(checked_in()).expect("read the checked-in file");
     assert!(
         actual == expected,
-        "tests/tonic/generated/echo.rs is not what tonic-build generates: \
+        "examples/tonic_client/generated/echo.rs is not what tonic-build generates: \
          run `TOWER_RESET_BLESS=1 cargo test --features tonic --test tonic codegen`"
     );
 }

@@ -4,13 +4,16 @@
 //! Every test talks over real loopback sockets in real time, each bounded by a timeout.
 
 mod codegen;
+#[path = "../../examples/tonic_client/echo.rs"]
 mod echo;
 #[path = "../support/error_chain.rs"]
 mod error_chain;
 mod facts;
 mod h2_server;
+#[path = "../../examples/tonic_client/proxy.rs"]
 mod proxy;
 mod refusals;
+#[path = "../../examples/tonic_client/server.rs"]
 mod server;
 mod streaming;
 mod support;

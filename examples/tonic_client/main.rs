@@ -13,14 +13,12 @@
 //!
 //! Run it with `cargo run --example tonic_client --features tonic`.
 
-// The service, server and proxy are shared with the socket tests in `tests/tonic`.
-#[path = "../tests/tonic/echo.rs"]
+// The service (generated without protoc, see `echo.rs`), its server and the resetting proxy; the
+// socket tests in `tests/tonic` use them too.
 mod echo;
 #[allow(dead_code)]
-#[path = "../tests/tonic/proxy.rs"]
 mod proxy;
 #[allow(dead_code)]
-#[path = "../tests/tonic/server.rs"]
 mod server;
 
 use std::net::SocketAddr;
@@ -28,15 +26,10 @@ use std::process::ExitCode;
 
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
-use tower::ServiceBuilder;
 use tower_reset::attempt::AttemptHistory;
-use tower_reset::replay::ReplayBodyLayer;
-use tower_reset::tonic::{
-    fresh_channel, ChannelBodyLayer, IdempotentMethods, UnavailableStatusLayer,
-};
-use tower_reset::{BackoffLayer, ResetRetryLayer};
+use tower_reset::preset::{grpc_channel, GrpcChannel};
 
-use echo::{EchoClient, EchoRequest};
+use echo::{path, EchoClient, EchoRequest};
 use proxy::Conn;
 
 fn endpoint(addr: SocketAddr) -> Endpoint {
@@ -97,23 +90,10 @@ async fn main() -> ExitCode {
         }
     }
 
-    let stack = |addr| {
-        let retry = ResetRetryLayer::builder()
-            .policy(IdempotentMethods::new([
-                "/echo.Echo/Get",
-                "/echo.Echo/Collect",
-            ]))
-            .build()
-            .expect("valid settings");
-        EchoClient::new(
-            ServiceBuilder::new()
-                .layer(UnavailableStatusLayer::new())
-                .layer(ReplayBodyLayer::new())
-                .layer(retry)
-                .layer(BackoffLayer::new())
-                .layer(ChannelBodyLayer::new())
-                .service(fresh_channel(endpoint(addr))),
-        )
+    // The tonic preset: the stack over a channel that gets a new connection after a failure,
+    // with `Get` and `Collect` declared idempotent (as the proto says).
+    let stack = |addr| -> EchoClient<GrpcChannel> {
+        EchoClient::new(grpc_channel(endpoint(addr), [path::GET, path::COLLECT]))
     };
 
     println!("with the tower-reset stack:");

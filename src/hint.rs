@@ -11,6 +11,23 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use http::HeaderMap;
 
 /// What a server said about retrying.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use tower_reset::hint::ServerHint;
+///
+/// let response = http::Response::builder()
+///     .status(503)
+///     .header("grpc-retry-pushback-ms", "250")
+///     .body(())
+///     .unwrap();
+/// match ServerHint::from_headers(response.headers(), SystemTime::now()) {
+///     Some(ServerHint::RetryAfter(wait)) => assert_eq!(wait, Duration::from_millis(250)),
+///     other => panic!("{other:?}"),
+/// }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ServerHint {

@@ -60,6 +60,34 @@ use crate::{BackoffLayer, ResetRetryLayer};
 
 /// A reqwest-middleware [`Middleware`] that runs [`ResetRetryLayer`] and [`BackoffLayer`] over
 /// the rest of the chain; see the [module documentation](self).
+///
+/// # Examples
+///
+/// Learning why a request failed: hand a [`HistoryObserver`](crate::attempt::HistoryObserver)
+/// to the request as an extension (`HistoryObserver::attach` takes an `http::Request`, which a
+/// reqwest-middleware chain never sees).
+///
+/// ```
+/// use reqwest_middleware::ClientBuilder;
+/// use tower_reset::attempt::HistoryObserver;
+/// use tower_reset::reqwest_middleware::ResetRetryMiddleware;
+///
+/// # async fn run() -> Result<(), reqwest_middleware::Error> {
+/// let client = ClientBuilder::new(reqwest::Client::new())
+///     .with(ResetRetryMiddleware::new())
+///     .build();
+/// let observer = HistoryObserver::default();
+/// let result = client
+///     .post("http://127.0.0.1:3000/orders")
+///     .with_extension(observer.clone())
+///     .send()
+///     .await;
+/// if let (Err(error), Some(history)) = (&result, observer.get()) {
+///     eprintln!("{error}: {history}"); // "1 attempt (unknown_outcome); stopped: ..."
+/// }
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct ResetRetryMiddleware<P = StandardRetry, C = StandardClassifier, B = Exponential> {
     retry: ResetRetryLayer<P, C>,
@@ -81,6 +109,22 @@ impl Default for ResetRetryMiddleware {
 
 impl<P, C, B> ResetRetryMiddleware<P, C, B> {
     /// Layers configured by you, say `ResetRetryLayer::builder().max_attempts(5).build()?`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_reset::classify::{RetryStatuses, StandardClassifier};
+    /// use tower_reset::reqwest_middleware::ResetRetryMiddleware;
+    /// use tower_reset::{BackoffLayer, ResetRetryLayer};
+    ///
+    /// let retry = ResetRetryLayer::builder()
+    ///     .max_attempts(4) // reqwest-retry's "3 retries"
+    ///     .classifier(StandardClassifier::new().statuses(RetryStatuses::standard()))
+    ///     .build()?;
+    /// let backoff = BackoffLayer::new().max_hint(Duration::from_secs(30));
+    /// let middleware = ResetRetryMiddleware::from_layers(retry, backoff);
+    /// # let _ = middleware;
+    /// # Ok::<(), tower_reset::ConfigError>(())
+    /// ```
     pub fn from_layers(retry: ResetRetryLayer<P, C>, backoff: BackoffLayer<B>) -> Self {
         Self { retry, backoff }
     }

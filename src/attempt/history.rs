@@ -124,6 +124,21 @@ impl fmt::Display for StopReason {
 }
 
 /// One attempt of a request, as its [`AttemptHistory`] remembers it.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_reset::attempt::AttemptHistory;
+///
+/// /// How long a request was held back between its attempts, and how many failed.
+/// fn summary(history: &AttemptHistory) -> (Duration, usize) {
+///     let waited = history.summaries().iter().filter_map(|a| a.delay()).sum();
+///     let failed = history.summaries().iter().filter(|a| a.failure().is_some()).count();
+///     (waited, failed)
+/// }
+/// # let _ = summary;
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AttemptSummary {
     number: u32,

@@ -54,6 +54,20 @@ use std::fmt;
 /// How far a failed request got: the fact the retry policy decides on.
 ///
 /// The variants are ordered from "certainly not processed" to "may have been processed".
+///
+/// # Examples
+///
+/// ```
+/// use tower_reset::classify::FailureClass;
+///
+/// fn may_repeat_a_post(failure: FailureClass) -> bool {
+///     // Only when the server certainly did not process it.
+///     failure.is_unprocessed()
+/// }
+/// assert!(may_repeat_a_post(FailureClass::NeverSent));
+/// assert!(!may_repeat_a_post(FailureClass::UnknownOutcome));
+/// assert_eq!(FailureClass::UnknownOutcome.as_str(), "unknown_outcome");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum FailureClass {

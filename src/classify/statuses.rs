@@ -178,6 +178,22 @@ impl RetryStatuses {
 }
 
 /// Builds [`RetryStatuses`]; see [`RetryStatuses::builder`].
+///
+/// # Examples
+///
+/// ```
+/// use http::StatusCode;
+/// use tower_reset::classify::RetryStatuses;
+///
+/// let statuses = RetryStatuses::builder()
+///     .retry(StatusCode::SERVICE_UNAVAILABLE)
+///     .not_processed(StatusCode::TOO_MANY_REQUESTS)
+///     .grpc_unavailable(true)
+///     .build()?;
+/// assert!(RetryStatuses::builder().retry(StatusCode::OK).build().is_err());
+/// # let _ = statuses;
+/// # Ok::<(), tower_reset::ConfigError>(())
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct RetryStatusesBuilder {
     statuses: RetryStatuses,

@@ -66,6 +66,30 @@ impl<S> Layer<S> for ReplayBodyLayer {
 
 /// The service made by [`ReplayBodyLayer`]: hands `inner` requests whose body is a
 /// [`ReplayBody`].
+///
+/// # Examples
+///
+/// ```
+/// use bytes::Bytes;
+/// use http_body_util::{BodyExt, Full};
+/// use tower::{service_fn, BoxError, ServiceExt};
+/// use tower_reset::replay::{ReplayBody, ReplayBodyService};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), BoxError> {
+/// // The inner service sees a `ReplayBody` around the body it was sent.
+/// let inner = service_fn(|request: http::Request<ReplayBody<Full<Bytes>>>| async move {
+///     let body = request.into_body().collect().await?.to_bytes();
+///     Ok::<_, BoxError>(http::Response::new(body))
+/// });
+/// let service = ReplayBodyService::new(inner);
+/// let response = service
+///     .oneshot(http::Request::new(Full::new(Bytes::from_static(b"hi"))))
+///     .await?;
+/// assert_eq!(response.body(), "hi");
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct ReplayBodyService<S> {
     inner: S,

@@ -35,6 +35,31 @@ use crate::ConfigError;
 /// Decides whether a retry may be spent, given the requests seen.
 ///
 /// One budget is shared by every service a [`ResetRetryLayer`](crate::ResetRetryLayer) makes.
+///
+/// # Examples
+///
+/// A budget of a fixed number of retries for the whole process (a test harness, say):
+///
+/// ```
+/// use std::sync::atomic::{AtomicU32, Ordering};
+/// use tower_reset::reset_retry::Budget;
+/// use tower_reset::ResetRetryLayer;
+///
+/// struct Fixed(AtomicU32);
+///
+/// impl Budget for Fixed {
+///     fn deposit(&self) {}
+///     fn try_withdraw(&self) -> bool {
+///         self.0
+///             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| left.checked_sub(1))
+///             .is_ok()
+///     }
+/// }
+///
+/// let layer = ResetRetryLayer::builder().budget(Fixed(AtomicU32::new(100))).build()?;
+/// # let _ = layer;
+/// # Ok::<(), tower_reset::ConfigError>(())
+/// ```
 pub trait Budget: Send + Sync {
     /// Records a request that could be retried.
     fn deposit(&self);

@@ -84,7 +84,25 @@ use crate::classify::{ClassifyError, ClassifyResponse, StandardClassifier};
 /// Sends a failed request again when the connection failed and doing so is safe; see the
 /// [module documentation](self).
 ///
-/// Made by [`ResetRetryLayer`].
+/// Made by [`ResetRetryLayer`], or by [`ResetRetry::new`] with the standard settings.
+///
+/// # Examples
+///
+/// ```
+/// use tower::{service_fn, BoxError, ServiceExt};
+/// use tower_reset::ResetRetry;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), BoxError> {
+/// let inner = service_fn(|_request: http::Request<String>| async {
+///     Ok::<_, BoxError>(http::Response::new("hello".to_owned()))
+/// });
+/// let service = ResetRetry::new(inner);
+/// let response = service.oneshot(http::Request::new(String::new())).await?;
+/// assert_eq!(response.body(), "hello");
+/// # Ok(())
+/// # }
+/// ```
 pub struct ResetRetry<S, P = StandardRetry, C = StandardClassifier, R = CloneBody> {
     inner: S,
     policy: P,

@@ -54,6 +54,16 @@ pub trait CloneRequest<Req> {
 ///
 /// Cloning copies the head (a header map allocation) and clones the body, which for `Bytes`
 /// bodies shares the buffer instead of copying it.
+///
+/// # Examples
+///
+/// ```
+/// use tower_reset::reset_retry::policy::{CloneBody, CloneRequest};
+///
+/// let request = http::Request::put("/items/1").body("{}".to_owned()).unwrap();
+/// let copy = CloneBody.clone_request(&request).unwrap();
+/// assert_eq!(copy.body(), "{}");
+/// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CloneBody;
 
@@ -89,6 +99,18 @@ impl<B: http_body::Body> CloneRequest<http::Request<ReplayBody<B>>> for CloneBod
 }
 
 /// Never copies a request, so nothing is ever retried; for request types that cannot be cloned.
+///
+/// # Examples
+///
+/// ```
+/// use tower_reset::reset_retry::policy::NoClone;
+/// use tower_reset::ResetRetryLayer;
+///
+/// // Requests are sent once; the layer still records each request's history.
+/// let layer = ResetRetryLayer::builder().clone_requests(NoClone).build()?;
+/// # let _ = layer;
+/// # Ok::<(), tower_reset::ConfigError>(())
+/// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoClone;
 

@@ -77,6 +77,46 @@ use crate::classify::FailureClass;
 ///
 /// Policies are cloned once per retryable request, so keep them cheap to clone (share state
 /// with an `Arc`).
+///
+/// # Examples
+///
+/// Our payment API deduplicates requests by their `x-charge-key`: a `POST /v1/charges` with one
+/// may be sent again whatever happened to it. Everything else follows the standard rules.
+///
+/// ```
+/// use http::Method;
+/// use tower_reset::attempt::AttemptRequest;
+/// use tower_reset::classify::FailureClass;
+/// use tower_reset::reset_retry::policy::{Action, Attempt, RetryPolicy, StandardRetry};
+///
+/// #[derive(Clone)]
+/// struct Charges;
+///
+/// impl Charges {
+///     fn is_keyed_charge(request: &dyn AttemptRequest) -> bool {
+///         request.method() == Method::POST
+///             && request.uri().path() == "/v1/charges"
+///             && request.headers().contains_key("x-charge-key")
+///     }
+/// }
+///
+/// impl RetryPolicy for Charges {
+///     fn retry(&mut self, attempt: &Attempt<'_>) -> Action {
+///         if Self::is_keyed_charge(attempt.request()) {
+///             return Action::Retry;
+///         }
+///         StandardRetry::new().retry(attempt)
+///     }
+/// }
+///
+/// let keyed = http::Request::post("/v1/charges").header("x-charge-key", "c-1").body(()).unwrap();
+/// let reset = FailureClass::UnknownOutcome;
+/// assert_eq!(Charges.retry(&Attempt::new(&keyed, reset, 1)), Action::Retry);
+/// let plain = http::Request::post("/v1/refunds").body(()).unwrap();
+/// assert_eq!(Charges.retry(&Attempt::new(&plain, reset, 1)), Action::Stop);
+/// ```
+///
+/// Give it to the layer with `ResetRetryLayer::builder().policy(Charges).build()?`.
 pub trait RetryPolicy {
     /// Decides about a failed attempt. Called only for recognised connection failures, and only
     /// when the limits allow another attempt.
@@ -112,6 +152,16 @@ impl<P: RetryPolicy + ?Sized> RetryPolicy for Box<P> {
 }
 
 /// What a [`RetryPolicy`] decided.
+///
+/// # Examples
+///
+/// ```
+/// use tower_reset::reset_retry::policy::Action;
+///
+/// let decision = Action::retry_if(2 < 3);
+/// assert!(decision.is_retry());
+/// assert_eq!(Action::retry_if(false), Action::Stop);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[must_use = "a policy decision does nothing unless acted on"]
 pub enum Action {
@@ -248,6 +298,18 @@ impl fmt::Debug for Attempt<'_> {
 }
 
 /// Combinators for [`RetryPolicy`].
+///
+/// # Examples
+///
+/// ```
+/// use tower_reset::reset_retry::policy::{retry_if, Attempt, PolicyExt, StandardRetry};
+///
+/// // The standard rules, or a keyed POST; and never for the health check.
+/// let policy = StandardRetry::new()
+///     .or(retry_if(|attempt: &Attempt<'_>| attempt.headers().contains_key("x-charge-key")))
+///     .and(retry_if(|attempt: &Attempt<'_>| attempt.uri().path() != "/health"));
+/// # let _ = policy;
+/// ```
 pub trait PolicyExt: RetryPolicy + Sized {
     /// Retries when `self` or `other` says so. `other` is asked only when `self` stops.
     fn or<Q: RetryPolicy>(self, other: Q) -> Or<Self, Q> {

@@ -4,6 +4,20 @@ use super::{Action, Attempt, RetryPolicy};
 /// [never sent](crate::classify::FailureClass::NeverSent) or
 /// [refused by the protocol](crate::classify::FailureClass::Refused). Safe for any method,
 /// POST included.
+///
+/// # Examples
+///
+/// A service whose every request has side effects, idempotent methods included: retry only what
+/// the server never saw.
+///
+/// ```
+/// use tower_reset::reset_retry::policy::Unprocessed;
+/// use tower_reset::ResetRetryLayer;
+///
+/// let layer = ResetRetryLayer::builder().policy(Unprocessed).build()?;
+/// # let _ = layer;
+/// # Ok::<(), tower_reset::ConfigError>(())
+/// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Unprocessed;
 

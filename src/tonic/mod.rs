@@ -108,7 +108,25 @@
 //! # }
 //! ```
 //!
-//! `examples/tonic_client.rs` runs this stack against an in-process tonic server behind a proxy
+//! The same stack in one line is [`crate::preset::grpc_channel`], whose type
+//! [`GrpcChannel`](crate::preset::GrpcChannel) names the client: `EchoClient<GrpcChannel>`.
+//!
+//! A call's history (why it failed, what each attempt met) reaches a
+//! [`HistoryObserver`](crate::attempt::HistoryObserver) put in the `tonic::Request`'s
+//! extensions, which tonic hands on to the HTTP request the stack sees:
+//!
+//! ```
+//! use tower_reset::attempt::HistoryObserver;
+//!
+//! # struct EchoRequest;
+//! let observer = HistoryObserver::default();
+//! let mut request = tonic::Request::new(EchoRequest);
+//! request.extensions_mut().insert(observer.clone());
+//! // let result = client.echo(request).await;
+//! // if let (Err(status), Some(history)) = (&result, observer.get()) { .. }
+//! ```
+//!
+//! `examples/tonic_client/` runs this stack against an in-process tonic server behind a proxy
 //! that resets connections, and prints what happened.
 //!
 //! # Limits

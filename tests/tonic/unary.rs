@@ -3,7 +3,7 @@
 use std::io;
 
 use tonic::Code;
-use tower_reset::attempt::AttemptHistory;
+use tower_reset::attempt::{AttemptHistory, HistoryObserver, StopReason};
 use tower_reset::classify::FailureClass;
 
 use crate::echo::{path, EchoRequest};
@@ -85,6 +85,28 @@ async fn a_call_that_does_not_fail_is_sent_once() {
         }
         assert_eq!(counts.echo(), 3);
         assert_eq!(proxy.connections(), 1);
+    })
+    .await;
+}
+
+/// A failed call's history, through a generated client: a `HistoryObserver` put in the
+/// `tonic::Request`'s extensions reaches the stack (tonic hands them on to the HTTP request).
+#[tokio::test]
+async fn the_history_of_a_failed_call_reaches_an_observer_in_the_tonic_request() {
+    bounded("Echo through a reset, observed", async {
+        let (server_addr, _counts) = server::spawn().await;
+        let (addr, _proxy) = proxy::spawn(server_addr, vec![Conn::ResetOnResponse]).await;
+        let mut client = Options::default().idempotent(&[path::GET]).client(addr);
+
+        let observer = HistoryObserver::default();
+        let mut request = tonic::Request::new(hello());
+        request.extensions_mut().insert(observer.clone());
+        let status = client.echo(request).await.expect_err("the reset surfaces");
+        assert_eq!(status.code(), Code::Unavailable);
+        let history = observer.get().expect("the stack recorded the history");
+        assert_eq!(history.attempts(), 1);
+        assert_eq!(history.failures(), [FailureClass::UnknownOutcome]);
+        assert_eq!(history.stop_reason(), StopReason::NotSafeToRepeat);
     })
     .await;
 }

@@ -390,7 +390,7 @@ impl Cause {
                 write!(
                     f,
                     "keep idle connections below {}: \
-                     `fresh_connection::policy::Standard::builder().max_idle({code})`, or \
+                     `fresh_connection::policy::StandardConnections::builder().max_idle({code})`, or \
                      hyper-util's `Client::builder(..).pool_idle_timeout({code})`",
                     duration(*suggested_max_idle)
                 )
@@ -398,7 +398,7 @@ impl Cause {
             Self::RequestLimit { requests, .. } => write!(
                 f,
                 "retire connections after {requests} requests: \
-                 `fresh_connection::policy::Standard::builder().max_requests({requests})` \
+                 `fresh_connection::policy::StandardConnections::builder().max_requests({requests})` \
                  (hyper-util has no such setting)"
             ),
             Self::MaxAge {
@@ -406,7 +406,7 @@ impl Cause {
             } => write!(
                 f,
                 "retire connections before {}: \
-                 `fresh_connection::policy::Standard::builder().max_age({})` (hyper-util has no \
+                 `fresh_connection::policy::StandardConnections::builder().max_age({})` (hyper-util has no \
                  such setting)",
                 duration(*suggested_max_age),
                 code_duration(*suggested_max_age)

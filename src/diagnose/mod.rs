@@ -59,7 +59,7 @@
 //! http://127.0.0.1:45595: 4 connection failures in 25 requests (4 unknown outcome)
 //!   probable cause: idle timeout: something on the way (the server, a proxy, a NAT or a load balancer) drops connections idle for between 1.9 s and 2.0 s
 //!     evidence: 4 failures on connections idle 2.0 s or more; reused connections worked after up to 1.9 s idle
-//!     fix: keep idle connections below 1.6 s: `fresh_connection::policy::Standard::builder().max_idle(Duration::from_millis(1600))`, or hyper-util's `Client::builder(..).pool_idle_timeout(Duration::from_millis(1600))`
+//!     fix: keep idle connections below 1.6 s: `fresh_connection::policy::StandardConnections::builder().max_idle(Duration::from_millis(1600))`, or hyper-util's `Client::builder(..).pool_idle_timeout(Duration::from_millis(1600))`
 //! ```
 //!
 //! and over a healthy one: `tower-reset diagnosis: no connection failures (30 requests to 1

@@ -17,8 +17,12 @@
 //! * [`Detour`] sends the attempt to a second client that never reuses connections, for clients
 //!   whose pool cannot be reached (reqwest).
 //!
-//! The same [`Policy`](policy::Policy) drives all three: which failures condemn a connection,
-//! and the age, idle and request limits that hyper-util's pool lacks (hyper#2236, reqwest#3033).
+//! The same [`ConnectionPolicy`](policy::ConnectionPolicy) drives all three: which failures
+//! condemn a connection, and the limits on a connection's age, idle time and requests.
+//! hyper-util's pool has its own `pool_idle_timeout`, which bounds how long a connection sits
+//! idle; what it lacks is a maximum age and a maximum number of requests per connection
+//! (hyper#2236, reqwest#3033), the retirement of the idle siblings of a stale connection, and
+//! learning a peer's idle timeout: that is what the pooled strategy adds.
 //!
 //! # Cost
 //!

@@ -272,7 +272,7 @@ fn the_json_object_carries_the_contract_keys() {
     let text = output::text(&findings);
     assert!(
         text.contains(
-            "fresh_connection::policy::Standard::builder().max_idle(Duration::from_secs(4)).max_requests(7)"
+            "fresh_connection::policy::StandardConnections::builder().max_idle(Duration::from_secs(4)).max_requests(7)"
         ),
         "{text}"
     );

@@ -12,7 +12,7 @@ use hyper_util::rt::TokioExecutor;
 use tower::{BoxError, Layer, ServiceExt};
 use tower_reset::backoff::policy::Rng;
 use tower_reset::diagnose::{Cause, Collector, Report};
-use tower_reset::fresh_connection::policy::Standard;
+use tower_reset::fresh_connection::policy::StandardConnections;
 use tower_reset::lab::{Action, Lab, Match};
 use tower_reset::{FreshConnection, FreshConnectionLayer};
 
@@ -30,7 +30,7 @@ pub(crate) type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
 /// The client under diagnosis: hyper-util under the pooled strategy, with no retry, so that
 /// every failure the server causes reaches the collector once.
-pub(crate) type Diagnosed = FreshConnection<HttpClient, Standard>;
+pub(crate) type Diagnosed = FreshConnection<HttpClient, StandardConnections>;
 
 /// A hyper-util client under `FreshConnectionLayer::new().diagnose(collector)`.
 pub(crate) fn diagnosed(collector: &Collector) -> Diagnosed {

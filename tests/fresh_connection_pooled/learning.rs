@@ -14,7 +14,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tower::{BoxError, Layer, Service, ServiceBuilder, ServiceExt};
-use tower_reset::fresh_connection::policy::Standard;
+use tower_reset::fresh_connection::policy::StandardConnections;
 use tower_reset::lab::{Action, Idle, Lab, Match};
 use tower_reset::FreshConnectionLayer;
 
@@ -24,8 +24,8 @@ fn ms(ms: u64) -> Duration {
     Duration::from_millis(ms)
 }
 
-fn learning() -> Standard {
-    Standard::builder()
+fn learning() -> StandardConnections {
+    StandardConnections::builder()
         .learn_idle_timeout(true)
         .build()
         .expect("a valid policy")
@@ -62,7 +62,7 @@ where
 /// applies `action` to the requests `when` matches, one GET every 300 ms, `requests` of them;
 /// returns the lab's connection count after each request.
 async fn every_300_ms(
-    policy: Standard,
+    policy: StandardConnections,
     when: Match,
     action: Action,
     requests: usize,
@@ -77,8 +77,8 @@ async fn every_300_ms(
 
 /// `ResetRetry` with 3 attempts over the pooled strategy with `policy`.
 fn retrying(
-    policy: Standard,
-) -> tower_reset::ResetRetry<tower_reset::FreshConnection<HttpClient, Standard>> {
+    policy: StandardConnections,
+) -> tower_reset::ResetRetry<tower_reset::FreshConnection<HttpClient, StandardConnections>> {
     ServiceBuilder::new()
         .layer(retry(3))
         .service(pooled(policy))
@@ -116,7 +116,7 @@ async fn a_real_idle_timeout_is_learned_within_two_resets() {
         .into_iter()
         .map(ms)
         .collect();
-    for (policy, resets) in [(learning(), 2), (Standard::new(), 6)] {
+    for (policy, resets) in [(learning(), 2), (StandardConnections::new(), 6)] {
         let lab = Lab::builder()
             .idle_timeout(ms(300), Idle::Forget)
             .start()
@@ -150,7 +150,7 @@ async fn with_no_limit_an_idle_connection_is_kept_for_ever() {
 /// is reused, one idle 601 s is not.
 #[tokio::test(start_paused = true)]
 async fn a_max_idle_longer_than_the_registry_memory_is_exact() {
-    let policy = Standard::builder()
+    let policy = StandardConnections::builder()
         .max_idle(Duration::from_secs(600))
         .build()
         .expect("a valid policy");

@@ -12,7 +12,7 @@ use tower::Layer;
 use tower_service::Service;
 
 use super::layer::{DetourTo, FreshConnectionLayer};
-use super::policy::{Policy, Standard};
+use super::policy::{ConnectionPolicy, StandardConnections};
 use crate::attempt::{AttemptRecord, AttemptRequest};
 
 /// Sends an attempt that follows a reset to a second service that never reuses connections;
@@ -30,18 +30,19 @@ use crate::attempt::{AttemptRecord, AttemptRequest};
 /// still holds.
 ///
 /// A request goes to the detour service `D` when its [`AttemptRecord`] says the previous attempt
-/// failed in a way the policy [condemns](Policy::condemns) (with the [`Standard`] policy: a
-/// reset or an unexpected close, [`UnknownOutcome`](crate::classify::FailureClass::UnknownOutcome)).
-/// Every other request goes to the primary service `S`: first attempts, and retries after a
-/// refused connection or an h2 refusal, so the primary keeps reusing its connections for
-/// everything else. Put it below [`ResetRetryLayer`](crate::ResetRetryLayer), which writes the
-/// record.
+/// failed in a way the policy [condemns](ConnectionPolicy::condemns) (with the
+/// [`StandardConnections`] policy: a reset or an unexpected close,
+/// [`UnknownOutcome`](crate::classify::FailureClass::UnknownOutcome)). Every other request goes to
+/// the primary service `S`: first attempts, and retries after a refused connection or an h2
+/// refusal, so the primary keeps reusing its connections for everything else. Put it below
+/// [`ResetRetryLayer`](crate::ResetRetryLayer), which writes the record.
 ///
 /// # Limits
 ///
 /// * The policy's age, idle and request limits, and the retirement of idle siblings, need the
-///   pool: this strategy cannot enforce them, and consults only [`Policy::condemns`]. Set the
-///   client's own limits instead (reqwest: `pool_idle_timeout` below the server's idle timeout).
+///   pool: this strategy cannot enforce them, and consults only [`ConnectionPolicy::condemns`].
+///   Set the client's own limits instead (reqwest: `pool_idle_timeout` below the server's idle
+///   timeout).
 /// * Stale connections left in the primary's pool are still handed out to later first attempts:
 ///   each such request pays one failed attempt before its detour (a connection that failed is
 ///   not reused, so each stale connection fails once).
@@ -99,7 +100,7 @@ use crate::attempt::{AttemptRecord, AttemptRequest};
 /// # Ok(())
 /// # }
 /// ```
-pub struct Detour<S, D, F = Standard> {
+pub struct Detour<S, D, F = StandardConnections> {
     inner: S,
     detour: D,
     policy: F,
@@ -150,7 +151,7 @@ where
     S: Service<Req>,
     D: Service<Req, Response = S::Response> + Clone,
     D::Error: Into<S::Error>,
-    F: Policy,
+    F: ConnectionPolicy,
 {
     type Response = S::Response;
     type Error = S::Error;

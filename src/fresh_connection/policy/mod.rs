@@ -1,7 +1,7 @@
 //! Connection policies: when a connection must not carry another request.
 //!
-//! A [`Policy`] answers four questions about a connection, whatever the strategy that enforces
-//! them (see [`FreshConnectionLayer`](super::FreshConnectionLayer)):
+//! A [`ConnectionPolicy`] answers four questions about a connection, whatever the strategy that
+//! enforces them (see [`FreshConnectionLayer`](super::FreshConnectionLayer)):
 //!
 //! * does a failure of this [`FailureClass`] condemn the connection it happened on?
 //! * how old, how long idle, and how used may a connection be before it is retired?
@@ -11,13 +11,26 @@
 //! * should the idle timeout of a peer be learned from the idle times at which its connections
 //!   were reset (and unlearned when connections idle longer keep working)?
 //!
-//! [`Standard`] is the default: a reset or a close with an unknown outcome condemns the
+//! [`StandardConnections`] is the default: a reset or a close with an unknown outcome condemns the
 //! connection, idle siblings are retired with it, and no age, idle or request limit applies until
 //! you set one.
 
 mod standard;
 
-pub use self::standard::{Standard, StandardBuilder};
+pub use self::standard::{StandardConnections, StandardConnectionsBuilder};
+
+/// The old name of [`StandardConnections`].
+#[deprecated(since = "0.1.0", note = "renamed `StandardConnections`")]
+pub type Standard = StandardConnections;
+
+/// The old name of [`StandardConnectionsBuilder`].
+#[deprecated(since = "0.1.0", note = "renamed `StandardConnectionsBuilder`")]
+pub type StandardBuilder = StandardConnectionsBuilder;
+
+/// The old name of [`ConnectionPolicy`]. (A re-export cannot be marked deprecated; it is kept so
+/// that code written against the old name still compiles.)
+#[doc(hidden)]
+pub use self::ConnectionPolicy as Policy;
 
 use std::time::Duration;
 
@@ -26,7 +39,7 @@ use crate::classify::{ClassifyError, FailureClass, StandardClassifier};
 /// Decides when a connection must not carry another request.
 ///
 /// Every method has a default, so a policy only says what it changes.
-pub trait Policy {
+pub trait ConnectionPolicy {
     /// Whether a failure of this class condemns the connection it happened on.
     ///
     /// Defaults to `true` for [`FailureClass::UnknownOutcome`] only: a reset or an unexpected
@@ -68,10 +81,10 @@ pub trait Policy {
     }
 }
 
-/// `Policy` for pointers to a policy, each method forwarded to the pointee.
+/// `ConnectionPolicy` for pointers to a policy, each method forwarded to the pointee.
 macro_rules! forward_policy {
     ($($pointer:ty),*) => {$(
-        impl<P: Policy + ?Sized> Policy for $pointer {
+        impl<P: ConnectionPolicy + ?Sized> ConnectionPolicy for $pointer {
             fn condemns(&self, failure: FailureClass) -> bool {
                 (**self).condemns(failure)
             }
@@ -101,7 +114,7 @@ forward_policy!(&P, std::sync::Arc<P>);
 /// request.
 pub(crate) fn condemning_failure<P, E>(policy: &P, error: &E) -> Option<FailureClass>
 where
-    P: Policy + ?Sized,
+    P: ConnectionPolicy + ?Sized,
     StandardClassifier: ClassifyError<E>,
 {
     StandardClassifier::new()

@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use super::Policy;
+use super::ConnectionPolicy;
 use crate::classify::FailureClass;
 use crate::ConfigError;
 
@@ -15,9 +15,9 @@ use crate::ConfigError;
 ///
 /// ```
 /// use std::time::Duration;
-/// use tower_reset::fresh_connection::policy::Standard;
+/// use tower_reset::fresh_connection::policy::StandardConnections;
 ///
-/// let policy = Standard::builder()
+/// let policy = StandardConnections::builder()
 ///     .max_idle(Duration::from_secs(50))
 ///     .max_age(Duration::from_secs(300))
 ///     .max_requests(1000)
@@ -26,7 +26,7 @@ use crate::ConfigError;
 /// # Ok::<(), tower_reset::ConfigError>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Standard {
+pub struct StandardConnections {
     /// The failure classes that condemn a connection, one bit each ([`class_bit`]).
     condemned: u8,
     max_age: Option<Duration>,
@@ -36,7 +36,7 @@ pub struct Standard {
     learn_idle_timeout: bool,
 }
 
-impl Standard {
+impl StandardConnections {
     /// The standard policy with no limits.
     pub const fn new() -> Self {
         Self {
@@ -49,21 +49,21 @@ impl Standard {
         }
     }
 
-    /// A builder that starts from [`Standard::new`].
-    pub const fn builder() -> StandardBuilder {
-        StandardBuilder {
+    /// A builder that starts from [`StandardConnections::new`].
+    pub const fn builder() -> StandardConnectionsBuilder {
+        StandardConnectionsBuilder {
             policy: Self::new(),
         }
     }
 }
 
-impl Default for Standard {
+impl Default for StandardConnections {
     fn default() -> Self {
         Self::new()
     }
 }
 
-/// The bit of a failure class in [`Standard`]'s set of condemning classes.
+/// The bit of a failure class in [`StandardConnections`]'s set of condemning classes.
 const fn class_bit(failure: FailureClass) -> u8 {
     match failure {
         FailureClass::NeverSent => 1,
@@ -74,7 +74,7 @@ const fn class_bit(failure: FailureClass) -> u8 {
     }
 }
 
-impl Policy for Standard {
+impl ConnectionPolicy for StandardConnections {
     fn condemns(&self, failure: FailureClass) -> bool {
         self.condemned & class_bit(failure) != 0
     }
@@ -95,13 +95,14 @@ impl Policy for Standard {
     }
 }
 
-/// Builds a [`Standard`] policy, checking its limits; see [`Standard::builder`].
+/// Builds a [`StandardConnections`] policy, checking its limits; see
+/// [`StandardConnections::builder`].
 #[derive(Debug, Clone, Copy)]
-pub struct StandardBuilder {
-    policy: Standard,
+pub struct StandardConnectionsBuilder {
+    policy: StandardConnections,
 }
 
-impl StandardBuilder {
+impl StandardConnectionsBuilder {
     /// Also condemns the connection a failure of this class happened on. Defaults to
     /// [`FailureClass::UnknownOutcome`] only (a reset or an unexpected close).
     ///
@@ -115,9 +116,9 @@ impl StandardBuilder {
     ///
     /// ```
     /// use tower_reset::classify::FailureClass;
-    /// use tower_reset::fresh_connection::policy::{Policy, Standard};
+    /// use tower_reset::fresh_connection::policy::{ConnectionPolicy, StandardConnections};
     ///
-    /// let policy = Standard::builder()
+    /// let policy = StandardConnections::builder()
     ///     .condemn(FailureClass::NeverSent)
     ///     .condemn(FailureClass::Refused)
     ///     .build()?;
@@ -152,14 +153,14 @@ impl StandardBuilder {
 
     /// Whether a reset also retires idle connections to the same host idle at least as long,
     /// when the peer seems to have dropped idle connections (see
-    /// [`Policy::evict_idle_siblings`]). Defaults to `true`.
+    /// [`ConnectionPolicy::evict_idle_siblings`]). Defaults to `true`.
     pub const fn evict_idle_siblings(mut self, evict: bool) -> Self {
         self.policy.evict_idle_siblings = evict;
         self
     }
 
     /// Whether to learn the peer's idle timeout from repeated resets (see
-    /// [`Policy::learn_idle_timeout`]). Defaults to `false`.
+    /// [`ConnectionPolicy::learn_idle_timeout`]). Defaults to `false`.
     pub const fn learn_idle_timeout(mut self, learn: bool) -> Self {
         self.policy.learn_idle_timeout = learn;
         self
@@ -170,7 +171,7 @@ impl StandardBuilder {
     /// # Errors
     ///
     /// A [`ConfigError`] when a duration is zero or `max_requests` is 0.
-    pub fn build(self) -> Result<Standard, ConfigError> {
+    pub fn build(self) -> Result<StandardConnections, ConfigError> {
         if self.policy.max_age == Some(Duration::ZERO) {
             return Err(ConfigError::new(
                 "max_age",

@@ -19,7 +19,7 @@ use tower_service::Service;
 
 use self::registry::{ConnectionId, Host, Registry};
 use super::layer::{FreshConnectionLayer, Pooled};
-use super::policy::{Policy, Standard};
+use super::policy::{ConnectionPolicy, StandardConnections};
 use crate::classify::{ClassifyError, StandardClassifier};
 use crate::diagnose::{self, Collector, ConnectionUse, Recorder, Watch};
 use crate::trace::event;
@@ -32,7 +32,7 @@ use crate::trace::event;
 ///
 /// After a failure the policy condemns on a connection that had been idle in the pool, the idle
 /// connections to the same host that have been idle at least as long are retired with it
-/// ([`Policy::evict_idle_siblings`]) when the failure looks like the peer dropping idle
+/// ([`ConnectionPolicy::evict_idle_siblings`]) when the failure looks like the peer dropping idle
 /// connections (a restart, a NAT or load balancer that forgot or timed out its connections),
 /// that is when:
 ///
@@ -49,26 +49,26 @@ use crate::trace::event;
 ///
 /// # Learning the idle timeout
 ///
-/// With [`Policy::learn_idle_timeout`], a reset after an idle time of at least 200 ms is taken
-/// as evidence of an idle timeout below it, and a reused connection that worked after an idle
+/// With [`ConnectionPolicy::learn_idle_timeout`], a reset after an idle time of at least 200 ms is
+/// taken as evidence of an idle timeout below it, and a reused connection that worked after an idle
 /// time `s` as evidence against any reset after up to `s` plus a quarter (which it cancels). A
 /// limit is learned from two resets that nothing contradicts: half the shortest, or the longest
 /// idle time known to work when that is longer. So one isolated reset teaches nothing. Once the
 /// learned limit has retired 16 connections, one connection past it is left to be reused, which
-/// tests the limit: if it works, the resets it contradicts are cancelled (the limit rises or
-/// goes), and if it is reset, the limit stays.
+/// tests the limit: if it works, the resets it contradicts are cancelled (the limit rises or goes),
+/// and if it is reset, the limit stays.
 ///
 /// # What it forgets
 ///
-/// A connection idle for 5 minutes (or for the policy's [`max_idle`](Policy::max_idle), when
-/// that is longer) is forgotten, so that the connections the pool has long dropped are not
-/// tracked for ever; at most 4096 connections and 1024 hosts are tracked. Forgetting a
-/// connection does not retire it unless a limit of the policy says so: with no limit, a
-/// connection idle for an hour is reused as the pool would reuse it without this layer (and as
-/// long as hyper-util's own `pool_idle_timeout` allows). A forgotten connection that is used
-/// again is tracked afresh: its [`max_age`](Policy::max_age) and
-/// [`max_requests`](Policy::max_requests) count from that request.
-pub struct FreshConnection<S, F = Standard> {
+/// A connection idle for 5 minutes (or for the policy's [`max_idle`](ConnectionPolicy::max_idle),
+/// when that is longer) is forgotten, so that the connections the pool has long dropped are not
+/// tracked for ever; at most 4096 connections and 1024 hosts are tracked. Forgetting a connection
+/// does not retire it unless a limit of the policy says so: with no limit, a connection idle for an
+/// hour is reused as the pool would reuse it without this layer (and as long as hyper-util's own
+/// `pool_idle_timeout` allows). A forgotten connection that is used again is tracked afresh: its
+/// [`max_age`](ConnectionPolicy::max_age) and [`max_requests`](ConnectionPolicy::max_requests)
+/// count from that request.
+pub struct FreshConnection<S, F = StandardConnections> {
     inner: S,
     shared: Arc<Shared<F>>,
     recorder: Option<Recorder>,
@@ -135,7 +135,7 @@ where
     S: Service<http::Request<B>, Response = http::Response<R>>,
     B: http_body::Body,
     StandardClassifier: ClassifyError<S::Error>,
-    F: Policy,
+    F: ConnectionPolicy,
 {
     type Response = S::Response;
     type Error = S::Error;
@@ -206,7 +206,7 @@ impl<Fut, F, R, E> Future for ResponseFuture<Fut, F>
 where
     Fut: Future<Output = Result<http::Response<R>, E>>,
     StandardClassifier: ClassifyError<E>,
-    F: Policy,
+    F: ConnectionPolicy,
 {
     type Output = Fut::Output;
 
@@ -220,7 +220,7 @@ where
     }
 }
 
-impl<F: Policy> Tracking<F> {
+impl<F: ConnectionPolicy> Tracking<F> {
     fn record<R, E>(mut self, result: &Result<http::Response<R>, E>)
     where
         StandardClassifier: ClassifyError<E>,

@@ -52,7 +52,7 @@ use tokio::time::Instant;
 
 use super::idle_evidence::IdleEvidence;
 use crate::diagnose::ConnectionFacts;
-use crate::fresh_connection::policy::Policy;
+use crate::fresh_connection::policy::ConnectionPolicy;
 
 /// The pool a connection belongs to: hyper-util keys its pool by scheme and authority.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,7 +133,7 @@ impl Registry {
     /// Retires the idle connections to `host` that the policy says must not be reused, and
     /// forgets the connections of any host that have been idle for [`FORGET_AFTER`]: called
     /// before each request, so that the pool cannot hand them out.
-    pub(super) fn retire_before_checkout<P: Policy>(
+    pub(super) fn retire_before_checkout<P: ConnectionPolicy>(
         &mut self,
         host: &Host,
         now: Instant,
@@ -197,7 +197,7 @@ impl Registry {
 
     /// Records a request that got its response on connection `id`; retires the connection at
     /// once if that request used up its age or request limit.
-    pub(super) fn completed<P: Policy>(
+    pub(super) fn completed<P: ConnectionPolicy>(
         &mut self,
         id: ConnectionId,
         host: &Host,
@@ -260,7 +260,7 @@ impl Registry {
     /// pool before this request and the evidence says the peer dropped idle connections (see
     /// the [module documentation](self)), retires the connections to the same host that have
     /// been idle at least as long. Returns how many siblings were retired.
-    pub(super) fn condemned<P: Policy>(
+    pub(super) fn condemned<P: ConnectionPolicy>(
         &mut self,
         id: Option<ConnectionId>,
         host: &Host,

@@ -12,7 +12,7 @@ use tower::BoxError;
 
 use super::Health;
 use crate::classify::{ClassifyError, StandardClassifier};
-use crate::fresh_connection::policy::{condemning_failure, Policy};
+use crate::fresh_connection::policy::{condemning_failure, ConnectionPolicy};
 use crate::trace::event;
 
 pin_project! {
@@ -62,7 +62,7 @@ where
     Fut: Future<Output = Result<R, E>>,
     E: Into<BoxError>,
     StandardClassifier: ClassifyError<E>,
-    F: Policy,
+    F: ConnectionPolicy,
 {
     type Output = Result<R, BoxError>;
 
@@ -97,7 +97,7 @@ impl<F> Tracker<F> {
     }
 }
 
-impl<F: Policy> Tracker<F> {
+impl<F: ConnectionPolicy> Tracker<F> {
     fn failed<E>(&self, error: &E)
     where
         StandardClassifier: ClassifyError<E>,

@@ -22,7 +22,7 @@ use tower_service::Service;
 
 use self::future::Tracker;
 use super::layer::{FreshConnectionLayer, ReconnectTo};
-use super::policy::{Policy, Standard};
+use super::policy::{ConnectionPolicy, StandardConnections};
 use crate::classify::{ClassifyError, StandardClassifier};
 use crate::trace::event;
 
@@ -36,12 +36,13 @@ use crate::trace::event;
 /// `T`, such as an address, to a connection service) and keeps one connection made for the
 /// target, which it drops and makes anew:
 ///
-/// * after a failure that the [`Policy`] `F` [condemns](Policy::condemns) (by default a reset
-///   or a close with an unknown outcome), as classified by the [`StandardClassifier`];
-/// * when the connection is past one of the policy's limits: [`max_age`](Policy::max_age)
-///   (counted from when the connection was made), [`max_idle`](Policy::max_idle) (since its last
-///   response; a connection with a request in flight is not idle) or
-///   [`max_requests`](Policy::max_requests) (requests sent on it);
+/// * after a failure that the [`ConnectionPolicy`] `F` [condemns](ConnectionPolicy::condemns) (by
+///   default a reset or a close with an unknown outcome), as classified by the
+///   [`StandardClassifier`];
+/// * when the connection is past one of the policy's limits: [`max_age`](ConnectionPolicy::max_age)
+///   (counted from when the connection was made), [`max_idle`](ConnectionPolicy::max_idle) (since
+///   its last response; a connection with a request in flight is not idle) or
+///   [`max_requests`](ConnectionPolicy::max_requests) (requests sent on it);
 /// * when the connection says it is closed: its `poll_ready` fails after it carried requests,
 ///   as hyper's `SendRequest::poll_ready` does once the server closed the connection.
 ///
@@ -51,9 +52,9 @@ use crate::trace::event;
 /// connection works), and neither do failures that the classifier does not recognise (a
 /// timeout, a TLS error, an application error) or whose class the policy does not condemn.
 ///
-/// [`evict_idle_siblings`](Policy::evict_idle_siblings) and
-/// [`learn_idle_timeout`](Policy::learn_idle_timeout) do not apply: a single connection has no
-/// siblings, and no history of idle times to learn from.
+/// [`evict_idle_siblings`](ConnectionPolicy::evict_idle_siblings) and
+/// [`learn_idle_timeout`](ConnectionPolicy::learn_idle_timeout) do not apply: a single connection
+/// has no siblings, and no history of idle times to learn from.
 ///
 /// # Errors
 ///
@@ -91,7 +92,7 @@ use crate::trace::event;
 /// use std::convert::Infallible;
 /// use std::time::Duration;
 /// use tower::{service_fn, BoxError, Layer, Service, ServiceExt};
-/// use tower_reset::fresh_connection::policy::Standard;
+/// use tower_reset::fresh_connection::policy::StandardConnections;
 /// use tower_reset::FreshConnectionLayer;
 ///
 /// # #[tokio::main(flavor = "current_thread")]
@@ -106,7 +107,7 @@ use crate::trace::event;
 ///     Ok::<_, Infallible>(connection)
 /// });
 ///
-/// let policy = Standard::builder()
+/// let policy = StandardConnections::builder()
 ///     .max_age(Duration::from_secs(300))
 ///     .max_requests(1000)
 ///     .build()?;
@@ -149,7 +150,7 @@ use crate::trace::event;
 /// # Ok(())
 /// # }
 /// ```
-pub struct Reconnect<M, T, F = Standard>
+pub struct Reconnect<M, T, F = StandardConnections>
 where
     M: Service<T>,
 {
@@ -196,9 +197,10 @@ where
     M: Service<T>,
 {
     /// Wraps the `MakeService` `maker`, which will be called with `target` for each connection,
-    /// with the [`Standard`] policy. The first connection is made by the first `poll_ready`.
+    /// with the [`StandardConnections`] policy. The first connection is made by the first
+    /// `poll_ready`.
     pub fn new(maker: M, target: T) -> Self {
-        Self::with_policy(maker, target, Standard::new())
+        Self::with_policy(maker, target, StandardConnections::new())
     }
 }
 
@@ -265,7 +267,7 @@ where
     S::Error: Into<BoxError>,
     StandardClassifier: ClassifyError<S::Error>,
     T: Clone,
-    F: Policy,
+    F: ConnectionPolicy,
 {
     type Response = S::Response;
     type Error = BoxError;
@@ -352,7 +354,7 @@ where
     }
 }
 
-impl<S, F: Policy> Connection<S, F> {
+impl<S, F: ConnectionPolicy> Connection<S, F> {
     fn new(service: S, policy: &Arc<F>) -> Self {
         Self {
             service,

@@ -12,6 +12,8 @@ pub(crate) const RETRY: &str = "tower_reset::retry";
 pub(crate) const GIVE_UP: &str = "tower_reset::give_up";
 /// The backoff held an attempt back, or abandoned it.
 pub(crate) const BACKOFF: &str = "tower_reset::backoff";
+/// A fresh-connection strategy condemned, retired, replaced or detoured around a connection.
+pub(crate) const CONNECTION: &str = "tower_reset::fresh_connection";
 
 /// Emits a `tracing` event at the given level and target (`target: trace::RETRY`, say; the
 /// target is `tower_reset` when none is given).

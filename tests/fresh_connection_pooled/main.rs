@@ -10,7 +10,12 @@
 mod churn;
 #[cfg(feature = "lab")]
 mod learning;
+#[cfg(feature = "lab")]
+#[path = "../support/paused_io.rs"]
+mod paused_io;
 mod server;
+#[cfg(feature = "lab")]
+mod unrepeatable;
 
 use std::time::Duration;
 

@@ -1,12 +1,16 @@
+use std::fmt;
 use std::time::Duration;
 
 use super::ConnectionPolicy;
+use crate::attempt::AttemptRequest;
 use crate::classify::FailureClass;
+use crate::reset_retry::policy::Idempotent;
 use crate::ConfigError;
 
 /// The standard connection policy: a reset condemns its connection (and, when the peer seems to
-/// have dropped idle connections, the idle siblings that have been idle as long), plus the
-/// limits you set: none until you set one.
+/// have dropped idle connections, the idle siblings that have been idle as long), requests that
+/// are not safe to repeat are kept off connections likely to be stale, plus the limits you set:
+/// none until you set one.
 ///
 /// # Examples
 ///
@@ -34,6 +38,37 @@ pub struct StandardConnections {
     max_requests: Option<u32>,
     evict_idle_siblings: bool,
     learn_idle_timeout: bool,
+    protect_unrepeatable: bool,
+    safe_to_repeat: SafeToRepeat,
+}
+
+/// How [`StandardConnections`] judges whether a request is safe to repeat: a function, compared
+/// by address (two policies built with the same function are equal).
+#[derive(Clone, Copy)]
+struct SafeToRepeat(fn(&dyn AttemptRequest) -> bool);
+
+/// The default judge: [`Idempotent::is_idempotent`].
+fn idempotent(request: &dyn AttemptRequest) -> bool {
+    Idempotent::is_idempotent(request)
+}
+
+impl PartialEq for SafeToRepeat {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::fn_addr_eq(self.0, other.0)
+    }
+}
+
+impl Eq for SafeToRepeat {}
+
+impl fmt::Debug for SafeToRepeat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let idempotent: fn(&dyn AttemptRequest) -> bool = idempotent;
+        if *self == SafeToRepeat(idempotent) {
+            f.write_str("Idempotent::is_idempotent")
+        } else {
+            f.write_str("a function of yours")
+        }
+    }
 }
 
 impl StandardConnections {
@@ -46,6 +81,8 @@ impl StandardConnections {
             max_requests: None,
             evict_idle_siblings: true,
             learn_idle_timeout: false,
+            protect_unrepeatable: true,
+            safe_to_repeat: SafeToRepeat(idempotent),
         }
     }
 
@@ -92,6 +129,12 @@ impl ConnectionPolicy for StandardConnections {
     }
     fn learn_idle_timeout(&self) -> bool {
         self.learn_idle_timeout
+    }
+    fn protect_unrepeatable(&self) -> bool {
+        self.protect_unrepeatable
+    }
+    fn is_safe_to_repeat(&self, request: &dyn AttemptRequest) -> bool {
+        (self.safe_to_repeat.0)(request)
     }
 }
 
@@ -163,6 +206,45 @@ impl StandardConnectionsBuilder {
     /// [`ConnectionPolicy::learn_idle_timeout`]). Defaults to `false`.
     pub const fn learn_idle_timeout(mut self, learn: bool) -> Self {
         self.policy.learn_idle_timeout = learn;
+        self
+    }
+
+    /// Whether a request that is not safe to repeat is kept off connections likely to be stale
+    /// (see [`ConnectionPolicy::protect_unrepeatable`]). Defaults to `true`.
+    pub const fn protect_unrepeatable(mut self, protect: bool) -> Self {
+        self.policy.protect_unrepeatable = protect;
+        self
+    }
+
+    /// How to judge whether a request is safe to repeat (see
+    /// [`ConnectionPolicy::is_safe_to_repeat`]). Defaults to [`Idempotent::is_idempotent`].
+    ///
+    /// # Examples
+    ///
+    /// Your server deduplicates `POST /v1/charges` by its `x-charge-key`, and your retry policy
+    /// retries them: such a request needs no protection from stale connections either.
+    ///
+    /// ```
+    /// use tower_reset::attempt::AttemptRequest;
+    /// use tower_reset::fresh_connection::policy::{ConnectionPolicy, StandardConnections};
+    /// use tower_reset::reset_retry::policy::Idempotent;
+    ///
+    /// fn deduplicated(request: &dyn AttemptRequest) -> bool {
+    ///     Idempotent::is_idempotent(request) || request.headers().contains_key("x-charge-key")
+    /// }
+    ///
+    /// let policy = StandardConnections::builder()
+    ///     .safe_to_repeat(deduplicated)
+    ///     .build()?;
+    /// let charge = http::Request::post("/v1/charges")
+    ///     .header("x-charge-key", "c-1")
+    ///     .body(())?;
+    /// assert!(policy.is_safe_to_repeat(&charge));
+    /// assert!(!policy.is_safe_to_repeat(&http::Request::post("/v1/orders").body(())?));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub const fn safe_to_repeat(mut self, judge: fn(&dyn AttemptRequest) -> bool) -> Self {
+        self.policy.safe_to_repeat = SafeToRepeat(judge);
         self
     }
 

@@ -22,7 +22,7 @@ use super::layer::{FreshConnectionLayer, Pooled};
 use super::policy::{ConnectionPolicy, StandardConnections};
 use crate::classify::{ClassifyError, StandardClassifier};
 use crate::diagnose::{self, Collector, ConnectionUse, Recorder, Watch};
-use crate::trace::event;
+use crate::trace::{self, event};
 
 /// Keeps hyper-util's pool free of stale connections; made by [`FreshConnectionLayer::new`].
 ///
@@ -148,9 +148,23 @@ where
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         let started = Instant::now();
         let host = Host::of(request.uri());
-        self.shared
+        let policy = &self.shared.policy;
+        let repeatable = policy.is_safe_to_repeat(&request);
+        let retired = self
+            .shared
             .registry()
-            .retire_before_checkout(&host, started, &self.shared.policy);
+            .retire_before_checkout(&host, started, policy, repeatable);
+        if retired.for_unrepeatable > 0 {
+            event!(
+                debug,
+                target: trace::CONNECTION,
+                method = %request.method(),
+                uri = %request.uri(),
+                retired = retired.for_unrepeatable,
+                stale_after_ms = retired.stale_after.map_or(0, |stale| stale.as_millis()),
+                "idle connections retired before a request not safe to repeat"
+            );
+        }
         let capture = capture_connection(&mut request);
         let watch = self.recorder.as_mut().map(|recorder| {
             let body = http_body::Body::size_hint(request.body()).exact();

@@ -35,6 +35,10 @@
 //! while its lock is held; no allocation.
 
 mod detour;
+mod host;
+// Learning a limit and testing it are the pooled strategy's (feature `hyper-util`).
+#[cfg_attr(not(feature = "hyper-util"), allow(dead_code))]
+mod idle_evidence;
 mod layer;
 pub mod policy;
 #[cfg(feature = "hyper-util")]

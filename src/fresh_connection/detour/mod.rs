@@ -2,18 +2,26 @@
 //! [`Detour`], since this module is private.
 
 mod future;
+mod hosts;
 
 pub use self::future::DetourFuture;
 
 use std::fmt;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use tokio::time::Instant;
 use tower::Layer;
 use tower_service::Service;
 
+use self::future::Watch;
+use self::hosts::Hosts;
+use super::host::Host;
 use super::layer::{DetourTo, FreshConnectionLayer};
 use super::policy::{ConnectionPolicy, StandardConnections};
 use crate::attempt::{AttemptRecord, AttemptRequest};
+use crate::classify::{ClassifyError, StandardClassifier};
+use crate::trace::{self, event};
 
 /// Sends an attempt that follows a reset to a second service that never reuses connections;
 /// made by [`FreshConnectionLayer::detour`].
@@ -103,7 +111,15 @@ use crate::attempt::{AttemptRecord, AttemptRequest};
 pub struct Detour<S, D, F = StandardConnections> {
     inner: S,
     detour: D,
+    shared: Arc<Shared<F>>,
+}
+
+/// What the clones of one detour service share.
+struct Shared<F> {
     policy: F,
+    /// The hosts' quiet times and evidence, kept when the policy protects requests that are
+    /// not safe to repeat.
+    hosts: Hosts,
 }
 
 impl<S, D, F> Detour<S, D, F> {
@@ -124,7 +140,7 @@ impl<S, D, F> Detour<S, D, F> {
 
     /// The connection policy.
     pub fn policy(&self) -> &F {
-        &self.policy
+        &self.shared.policy
     }
 
     /// Unwraps the primary service.
@@ -136,11 +152,16 @@ impl<S, D, F> Detour<S, D, F> {
 impl<S, D: Clone, F: Clone> Layer<S> for FreshConnectionLayer<DetourTo<D>, F> {
     type Service = Detour<S, D, F>;
 
+    /// Every service made by one call to `layer` keeps its own record of the hosts; clones of
+    /// that service share it (as clones of a reqwest `Client` share its pool).
     fn layer(&self, inner: S) -> Self::Service {
         Detour {
             inner,
             detour: self.strategy.detour.clone(),
-            policy: self.policy.clone(),
+            shared: Arc::new(Shared {
+                policy: self.policy.clone(),
+                hosts: Hosts::default(),
+            }),
         }
     }
 }
@@ -152,45 +173,68 @@ where
     D: Service<Req, Response = S::Response> + Clone,
     D::Error: Into<S::Error>,
     F: ConnectionPolicy,
+    StandardClassifier: ClassifyError<S::Error>,
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = DetourFuture<S::Future, D, Req>;
+    type Future = DetourFuture<S::Future, D, Req, F>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: Req) -> Self::Future {
+        let policy = &self.shared.policy;
         let record = AttemptRecord::of(&request);
         let condemned = record
             .previous_failure()
-            .filter(|failure| self.policy.condemns(*failure));
-        match condemned {
-            Some(failure) => {
-                crate::trace::event!(
-                    debug,
-                    failure = %failure,
-                    attempt = record.number(),
-                    "attempt detoured to a new connection"
-                );
-                // The primary was polled ready and is not called: it keeps its readiness for
-                // the next request. The detour was never polled: the future polls this clone
-                // ready before calling it.
-                DetourFuture::detour(self.detour.clone(), request)
-            }
-            // `self.inner` was polled ready by the caller.
-            None => DetourFuture::primary(self.inner.call(request)),
+            .filter(|failure| policy.condemns(*failure));
+        if let Some(failure) = condemned {
+            event!(
+                debug,
+                target: trace::CONNECTION,
+                failure = %failure,
+                attempt = record.number(),
+                "attempt detoured to a new connection"
+            );
+            // The primary was polled ready and is not called: it keeps its readiness for the
+            // next request. The detour was never polled: the future polls this clone ready
+            // before calling it.
+            return DetourFuture::detour(self.detour.clone(), request);
         }
+        let watch = if policy.protect_unrepeatable() {
+            let host = Host::of(request.uri());
+            let now = Instant::now();
+            let repeatable = policy.is_safe_to_repeat(&request);
+            match self.shared.hosts.start(&host, now, repeatable) {
+                Some(start) => Some(Watch::new(self.shared.clone(), host, start)),
+                None => {
+                    event!(
+                        debug,
+                        target: trace::CONNECTION,
+                        method = %request.method(),
+                        uri = %request.uri(),
+                        "request not safe to repeat detoured to a new connection: the pooled \
+                         ones are likely stale"
+                    );
+                    // As above: the primary keeps its readiness.
+                    return DetourFuture::detour(self.detour.clone(), request);
+                }
+            }
+        } else {
+            None
+        };
+        // `self.inner` was polled ready by the caller.
+        DetourFuture::primary(self.inner.call(request), watch)
     }
 }
 
-impl<S: Clone, D: Clone, F: Clone> Clone for Detour<S, D, F> {
+impl<S: Clone, D: Clone, F> Clone for Detour<S, D, F> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
             detour: self.detour.clone(),
-            policy: self.policy.clone(),
+            shared: self.shared.clone(),
         }
     }
 }
@@ -200,7 +244,7 @@ impl<S: fmt::Debug, D: fmt::Debug, F: fmt::Debug> fmt::Debug for Detour<S, D, F>
         f.debug_struct("Detour")
             .field("inner", &self.inner)
             .field("detour", &self.detour)
-            .field("policy", &self.policy)
+            .field("policy", &self.shared.policy)
             .finish()
     }
 }

@@ -1,6 +1,5 @@
 //! The pooled strategy, for hyper-util's legacy `Client`.
 
-mod idle_evidence;
 mod registry;
 
 use std::fmt;

@@ -46,29 +46,13 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use http::uri::{Authority, Scheme};
 use hyper_util::client::legacy::connect::CaptureConnection;
 use tokio::time::Instant;
 
-use super::idle_evidence::{IdleEvidence, MIN_LEARNED_IDLE};
 use crate::diagnose::ConnectionFacts;
+pub(super) use crate::fresh_connection::host::Host;
+use crate::fresh_connection::idle_evidence::{IdleEvidence, MIN_LEARNED_IDLE};
 use crate::fresh_connection::policy::ConnectionPolicy;
-
-/// The pool a connection belongs to: hyper-util keys its pool by scheme and authority.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Host {
-    scheme: Option<Scheme>,
-    authority: Option<Authority>,
-}
-
-impl Host {
-    pub(super) fn of(uri: &http::Uri) -> Self {
-        Self {
-            scheme: uri.scheme().cloned(),
-            authority: uri.authority().cloned(),
-        }
-    }
-}
 
 /// A connection's identity: its two socket addresses, from hyper-util's `HttpInfo`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -82,8 +82,9 @@ impl FreshConnectionLayer {
     ///
     /// It adds to hyper-util's pool what the pool lacks (its own `pool_idle_timeout` already
     /// bounds how long a connection sits idle): a maximum age and a maximum number of requests
-    /// per connection, the retirement of a stale connection's idle siblings, and learning a
-    /// peer's idle timeout (see [`FreshConnection`](crate::FreshConnection)).
+    /// per connection, the retirement of a stale connection's idle siblings, learning a peer's
+    /// idle timeout, and keeping requests that are not safe to repeat off connections likely to
+    /// be stale (see [`FreshConnection`](crate::FreshConnection)).
     ///
     /// # Examples
     ///
@@ -145,8 +146,8 @@ impl<D> FreshConnectionLayer<DetourTo<D>> {
 impl<K, F> FreshConnectionLayer<K, F> {
     /// The connection policy.
     ///
-    /// Defaults to [`StandardConnections::new`]: resets condemn, idle siblings are retired, no
-    /// limits.
+    /// Defaults to [`StandardConnections::new`]: resets condemn, idle siblings are retired,
+    /// requests not safe to repeat are kept off connections likely to be stale, no limits.
     pub fn policy<G>(self, policy: G) -> FreshConnectionLayer<K, G> {
         FreshConnectionLayer {
             strategy: self.strategy,

@@ -12,7 +12,8 @@
 //!
 //! * [`FreshConnection`] (pooled, feature `hyper-util`) poisons connections inside hyper-util's
 //!   pool: the one that failed, its idle siblings when the peer seems to have dropped idle
-//!   connections, and any that outlived the policy's limits;
+//!   connections, any that outlived the policy's limits, and, before a request that is not safe
+//!   to repeat, those the evidence says are likely stale;
 //! * [`Reconnect`] owns a single connection made by a `MakeService` and replaces it;
 //! * [`Detour`] sends the attempt to a second client that never reuses connections, for clients
 //!   whose pool cannot be reached (reqwest).
@@ -33,6 +34,11 @@
 //! [`diagnose`](crate::diagnose) collector attached ([`FreshConnectionLayer::diagnose`]), a
 //! request costs a few relaxed atomic operations more, and a second look-up in the registry
 //! while its lock is held; no allocation.
+//!
+//! The detour strategy keeps a record of each host for
+//! [`protect_unrepeatable`](policy::ConnectionPolicy::protect_unrepeatable) (on by default): a
+//! mutex taken twice per request that goes through the primary, a scan of the hosts under it,
+//! and a copy of the request's scheme and authority. With the protection off it takes no lock.
 
 mod detour;
 mod host;

@@ -40,22 +40,54 @@ use crate::trace::{self, event};
 /// A request goes to the detour service `D` when its [`AttemptRecord`] says the previous attempt
 /// failed in a way the policy [condemns](ConnectionPolicy::condemns) (with the
 /// [`StandardConnections`] policy: a reset or an unexpected close,
-/// [`UnknownOutcome`](crate::classify::FailureClass::UnknownOutcome)). Every other request goes to
+/// [`UnknownOutcome`](crate::classify::FailureClass::UnknownOutcome)), and so does a request not
+/// safe to repeat when the primary's pool is likely stale (below). Every other request goes to
 /// the primary service `S`: first attempts, and retries after a refused connection or an h2
 /// refusal, so the primary keeps reusing its connections for everything else. Put it below
 /// [`ResetRetryLayer`](crate::ResetRetryLayer), which writes the record.
 ///
+/// # Requests not safe to repeat
+///
+/// A request that is not safe to repeat ([`ConnectionPolicy::is_safe_to_repeat`]: by default a
+/// method that is not idempotent, without an `Idempotency-Key`) cannot be retried if its pooled
+/// connection turns out to be stale. With [`ConnectionPolicy::protect_unrepeatable`] (the
+/// default), such a request goes to the detour service, on a new connection, when the primary's
+/// pooled connections to its host are likely stale.
+///
+/// reqwest does not say which connection a request used, nor how long it sat idle; what this
+/// strategy sees is the host: the time since its last request through the primary got its
+/// response (its *quiet time*), for which every connection in the primary's pool has been idle
+/// (about: a connection whose response body was still streaming went back to the pool later).
+/// A request through the primary that was alone (no other request to the host in flight, and
+/// the last one that ended got its response, so its connection is the one the pool hands out)
+/// and fails in a way the policy condemns after a quiet time `t` of at least 200 ms is evidence:
+/// from then on a request not safe to repeat is detoured when the host has been quiet for half
+/// of `t` or more (or for longer than the longest quiet time after which such a request
+/// worked). Requests safe to repeat still go to the primary, and their successes contradict the
+/// evidence as they do for the [pooled strategy](crate::FreshConnection). The evidence lasts 10
+/// minutes after the last such failure. With no evidence nothing is detoured.
+///
+/// What it cannot do, since it sees the host and not the connections: while other requests to
+/// the host are in flight or were just answered, the host is not quiet, and a request not safe
+/// to repeat goes to the primary even when the pool also holds older connections that are
+/// stale; requests that overlap give no evidence; a success on a connection the pool opened
+/// anew (after the server closed the old one) counts as a reused connection that worked; and
+/// the stale connections stay in the primary's pool, where requests safe to repeat meet them
+/// (and are retried). For a precise account, use hyper-util's client with the pooled strategy.
+///
 /// # Limits
 ///
 /// * The policy's age, idle and request limits, and the retirement of idle siblings, need the
-///   pool: this strategy cannot enforce them, and consults only [`ConnectionPolicy::condemns`].
-///   Set the client's own limits instead (reqwest: `pool_idle_timeout` below the server's idle
-///   timeout).
+///   pool: this strategy cannot enforce them. It consults [`ConnectionPolicy::condemns`],
+///   [`protect_unrepeatable`](ConnectionPolicy::protect_unrepeatable) and
+///   [`is_safe_to_repeat`](ConnectionPolicy::is_safe_to_repeat) only. Set the client's own
+///   limits instead (reqwest: `pool_idle_timeout` below the server's idle timeout).
 /// * Stale connections left in the primary's pool are still handed out to later first attempts:
 ///   each such request pays one failed attempt before its detour (a connection that failed is
 ///   not reused, so each stale connection fails once).
 /// * Every detoured attempt opens a connection (a TCP handshake, and a TLS one for `https`).
-///   That is the point, and it is paid only after a reset.
+///   That is the point, and it is paid only after a reset, or for a request not safe to repeat
+///   while the evidence says the pool is likely stale.
 ///
 /// # Readiness
 ///

@@ -57,15 +57,44 @@ use crate::trace::{self, event};
 /// tests the limit: if it works, the resets it contradicts are cancelled (the limit rises or goes),
 /// and if it is reset, the limit stays.
 ///
+/// # Requests not safe to repeat
+///
+/// A request that is not safe to repeat ([`ConnectionPolicy::is_safe_to_repeat`]: by default a
+/// method that is not idempotent, without an `Idempotency-Key`) cannot be retried if its
+/// connection turns out to be stale, since it may have been processed. So, with
+/// [`ConnectionPolicy::protect_unrepeatable`] (the default), once a reused connection to the
+/// host has been reset after sitting idle for a time `t` of at least 200 ms, such a request
+/// does not get a connection idle for half of `t` or more (or, when that is longer, for more
+/// than the longest idle time after which a reused connection is known to have worked): those
+/// connections are retired before it checks one out, and it goes out on a connection used more
+/// recently, or on a new one. One reset is evidence enough here. Requests safe to repeat keep
+/// reusing those connections: if one is stale they are retried, and if it works it contradicts
+/// the evidence (as for learning, a success after an idle time `s` cancels the resets after up
+/// to `s` plus a quarter). The evidence lasts 10 minutes after the host's last such reset, so
+/// that an isolated reset does not cost such requests a new connection each for ever. With no
+/// such reset nothing changes: no connection is retired, none is opened.
+///
+/// What it cannot do: hyper-util's pool cannot skip a connection for one request only, so the
+/// connections retired for such a request are gone for the requests after it too (they were
+/// likely stale). The registry counts a connection idle from its last response head, so the
+/// connection of a request still in flight can be taken for an idle one and retired with them
+/// (it closes once that request ends). And the first stale failure, the one that gives the
+/// evidence, still happens.
+///
+/// With learning, the connection left past a learned limit to test it is only ever given to a
+/// request safe to repeat.
+///
 /// # What it forgets
 ///
 /// A connection idle for 5 minutes (or for the policy's [`max_idle`](ConnectionPolicy::max_idle),
 /// when that is longer) is forgotten, so that the connections the pool has long dropped are not
 /// tracked for ever; at most 4096 connections and 1024 hosts are tracked. Forgetting a connection
-/// does not retire it unless a limit of the policy says so: with no limit, a connection idle for an
-/// hour is reused as the pool would reuse it without this layer (and as long as hyper-util's own
-/// `pool_idle_timeout` allows). A forgotten connection that is used again is tracked afresh: its
-/// [`max_age`](ConnectionPolicy::max_age) and [`max_requests`](ConnectionPolicy::max_requests)
+/// does not retire it unless a limit of the policy says so, or the evidence says its host's
+/// connections are likely stale after as long (see above; once forgotten, it could no longer be
+/// kept from a request not safe to repeat): with no limit and no such evidence, a connection idle
+/// for an hour is reused as the pool would reuse it without this layer (and as long as hyper-util's
+/// own `pool_idle_timeout` allows). A forgotten connection that is used again is tracked afresh:
+/// its [`max_age`](ConnectionPolicy::max_age) and [`max_requests`](ConnectionPolicy::max_requests)
 /// count from that request.
 pub struct FreshConnection<S, F = StandardConnections> {
     inner: S,

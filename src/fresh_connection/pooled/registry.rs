@@ -14,12 +14,13 @@
 //!
 //! # Forgetting
 //!
-//! A connection idle for 5 minutes ([`FORGET_AFTER`]), or for the policy's `max_idle` when that
-//! is longer, is forgotten: its entry goes, so that the entries of connections the pool has
-//! long dropped do not pile up. Forgetting does not retire the connection (unless a limit of the
-//! policy says so): with no limit set, a connection idle for an hour is reused as the pool would
-//! reuse it without this layer. If a forgotten connection is used again it is tracked afresh,
-//! its age and request count starting from that request.
+//! A connection idle for 5 minutes ([`FORGET_AFTER`]), or for the policy's `max_idle` when that is
+//! longer, is forgotten: its entry goes, so that the entries of connections the pool has long
+//! dropped do not pile up. Forgetting does not retire the connection (unless a limit of the policy
+//! says so, or its host's connections are likely stale after as long: see [`Peer::stale_after`]):
+//! with no limit set, a connection idle for an hour is reused as the pool would reuse it without
+//! this layer. If a forgotten connection is used again it is tracked afresh, its age and request
+//! count starting from that request.
 //!
 //! # Evidence that the peer dropped idle connections
 //!
@@ -42,6 +43,13 @@
 //! The siblings retired are those idle at least as long as the failed one. Under isolated
 //! resets among concurrent requests none of these holds, and each reset costs one new
 //! connection, as it does without this layer.
+//!
+//! # Requests not safe to repeat
+//!
+//! The same resets say where a host's connections are likely stale ([`Peer::stale_after`]):
+//! from one reset on (not two, as for learning), while it lasts ([`STALE_EVIDENCE_LASTS`]). A
+//! request not safe to repeat retires, before it checks a connection out, the host's
+//! connections idle that long; a request safe to repeat does not, and may test the evidence.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -149,7 +157,7 @@ impl Registry {
     /// before each request, so that the pool cannot hand them out. `repeatable` says whether the
     /// request is safe to repeat ([`ConnectionPolicy::is_safe_to_repeat`]): one that is not is
     /// kept off connections likely to be stale, and is never the one that tests a learned limit.
-    /// Returns how many connections were retired for such a request alone.
+    /// Returns what was retired for such a request alone.
     pub(super) fn retire_before_checkout<P: ConnectionPolicy>(
         &mut self,
         host: &Host,

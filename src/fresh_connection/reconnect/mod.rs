@@ -54,7 +54,10 @@ use crate::trace::event;
 ///
 /// [`evict_idle_siblings`](ConnectionPolicy::evict_idle_siblings) and
 /// [`learn_idle_timeout`](ConnectionPolicy::learn_idle_timeout) do not apply: a single connection
-/// has no siblings, and no history of idle times to learn from.
+/// has no siblings, and no history of idle times to learn from. Nor does
+/// [`protect_unrepeatable`](ConnectionPolicy::protect_unrepeatable): the connection is chosen in
+/// `poll_ready`, before the request is known; set [`max_idle`](ConnectionPolicy::max_idle) below
+/// the peer's idle timeout instead.
 ///
 /// # Errors
 ///

@@ -14,6 +14,8 @@ pub(crate) const GIVE_UP: &str = "tower_reset::give_up";
 pub(crate) const BACKOFF: &str = "tower_reset::backoff";
 /// A fresh-connection strategy condemned, retired, replaced or detoured around a connection.
 pub(crate) const CONNECTION: &str = "tower_reset::fresh_connection";
+/// The diagnosis recorded a connection failure.
+pub(crate) const DIAGNOSE: &str = "tower_reset::diagnose";
 
 /// Emits a `tracing` event at the given level and target (`target: trace::RETRY`, say; the
 /// target is `tower_reset` when none is given).

@@ -64,8 +64,12 @@
 //!
 //! and over a healthy one: `tower-reset diagnosis: no connection failures (30 requests to 1
 //! host in 9.0 s)`. The same facts are fields: [`Report::hosts`], [`HostReport::causes`], and
-//! each [`Cause`] with its figures (`Cause::IdleTimeout { suggested_max_idle, .. }`). With the
-//! feature `tracing`, each recorded failure is also a `debug` event.
+//! each [`Cause`] with its figures (`Cause::IdleTimeout { suggested_max_idle, .. }`). When the
+//! pooled strategy learns idle timeouts
+//! ([`learn_idle_timeout`](crate::fresh_connection::policy::ConnectionPolicy::learn_idle_timeout))
+//! and has learned the host's, the idle-timeout fix ends with what it learned (`; learned:
+//! 1.9 s`; the field `learned_idle_limit`). With the feature `tracing`, each recorded failure is
+//! also a `debug` event (target `tower_reset::diagnose`).
 //!
 //! # The causes
 //!

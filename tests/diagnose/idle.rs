@@ -6,7 +6,9 @@ use std::time::Duration;
 use tower_reset::diagnose::{Cause, Collector, Report};
 use tower_reset::lab::{Idle, Lab};
 
-use crate::support::{after_gaps, bounded, causes, diagnosed, ms, Diagnosed};
+use tower_reset::fresh_connection::policy::StandardConnections;
+
+use crate::support::{after_gaps, bounded, causes, diagnosed, diagnosed_with, ms, Diagnosed};
 
 /// The figures of the report's only cause, which must be an idle timeout: failures, shortest
 /// idle that failed, longest that worked, suggested `max_idle`.
@@ -119,6 +121,51 @@ async fn a_forgotten_idle_connection_is_named_with_its_figure() {
                 .contains("idle for between 1.9 s and 2.1 s"),
             "{report}"
         );
+    })
+    .await;
+}
+
+/// With `learn_idle_timeout`, the fix says what the pooled strategy learned: two requests after
+/// 2.5 s fail, the limit learned is the longest idle time known to work (1.9 s), and the next
+/// request after 2.5 s finds its connection retired by it (no third failure).
+#[tokio::test(start_paused = true)]
+async fn the_fix_says_what_was_learned() {
+    bounded(async {
+        let lab = Lab::builder()
+            .idle_timeout(ms(2000), Idle::Forget)
+            .start()
+            .await
+            .unwrap();
+        let collector = Collector::new();
+        let learning = StandardConnections::builder()
+            .learn_idle_timeout(true)
+            .build()
+            .unwrap();
+        let service = diagnosed_with(&collector, learning);
+        let url = lab.url("/");
+        assert_eq!(after_gaps(&service, &url, &WARM).await, 0);
+        let gaps = [1900, 2500, 2500, 2500, 2500];
+        assert_eq!(
+            after_gaps(&service, &url, &gaps).await,
+            2,
+            "two, then learned"
+        );
+
+        let report = collector.report();
+        let [Cause::IdleTimeout {
+            learned_idle_limit, ..
+        }] = causes(&report)
+        else {
+            panic!("{report}");
+        };
+        assert_eq!(*learned_idle_limit, Some(ms(1900)), "{report}");
+        assert!(report.to_string().contains("; learned: 1.9 s"), "{report}");
+
+        // Without learning, the fix says nothing of it.
+        let (lab, collector, service) = warmed(Idle::Forget).await;
+        assert_eq!(after_gaps(&service, &lab.url("/"), &gaps).await, 4);
+        let report = collector.report();
+        assert!(!report.to_string().contains("learned"), "{report}");
     })
     .await;
 }

@@ -34,8 +34,14 @@ pub(crate) type Diagnosed = FreshConnection<HttpClient, StandardConnections>;
 
 /// A hyper-util client under `FreshConnectionLayer::new().diagnose(collector)`.
 pub(crate) fn diagnosed(collector: &Collector) -> Diagnosed {
+    diagnosed_with(collector, StandardConnections::new())
+}
+
+/// The same, with the connection policy `policy`.
+pub(crate) fn diagnosed_with(collector: &Collector, policy: StandardConnections) -> Diagnosed {
     let client = Client::builder(TokioExecutor::new()).build_http();
     FreshConnectionLayer::new()
+        .policy(policy)
         .diagnose(collector.clone())
         .layer(client)
 }

@@ -2,6 +2,11 @@
 //! `reqwest`) a reqwest stack recovering from stale keep-alive connections over real sockets,
 //! and (with `lab` too) keeping requests not safe to repeat off a pool likely to be stale.
 
+#[cfg(feature = "tracing")]
+#[path = "../support/captured_events.rs"]
+mod captured_events;
+#[cfg(feature = "tracing")]
+mod events;
 mod mock;
 #[cfg(all(feature = "reqwest", feature = "lab"))]
 #[path = "../support/paused_io.rs"]

@@ -6,6 +6,9 @@
 
 #![cfg(feature = "hyper-util")]
 
+#[cfg(all(feature = "lab", feature = "tracing"))]
+#[path = "../support/captured_events.rs"]
+mod captured_events;
 #[cfg(feature = "lab")]
 mod churn;
 #[cfg(feature = "lab")]

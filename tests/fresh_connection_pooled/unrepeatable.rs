@@ -337,3 +337,53 @@ async fn only_a_request_safe_to_repeat_tests_a_learned_limit() {
     );
     assert_eq!(outcomes.attempts.last(), Some(&(23, 2)), "{outcomes:?}");
 }
+
+/// The pooled strategy's events (feature `tracing`), under the target
+/// `tower_reset::fresh_connection`: the condemned connection, and the connections retired
+/// before a `POST`, with their fields.
+#[cfg(feature = "tracing")]
+#[test]
+fn the_connections_retired_for_a_post_are_logged() {
+    use tracing::Level;
+
+    use crate::captured_events::Capture;
+
+    let capture = Capture::default();
+    capture.run(|| {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .expect("a runtime");
+        runtime.block_on(async {
+            let lab = forgetful().await;
+            let outcomes = alternate(
+                stack(StandardConnections::new()),
+                &lab,
+                EVERY_2_S,
+                4,
+                Send::Post,
+            )
+            .await;
+            assert_eq!(outcomes.failed_posts, [1], "{outcomes:?}");
+        });
+    });
+    let events = capture.with_target("tower_reset::fresh_connection");
+    let messages: Vec<_> = events.iter().map(|event| event.field("message")).collect();
+    assert_eq!(
+        messages,
+        [
+            Some("connection condemned and poisoned"),
+            Some("idle connections retired before a request not safe to repeat"),
+        ],
+        "{events:?}"
+    );
+    let (condemned, retired) = (&events[0], &events[1]);
+    assert_eq!(condemned.level, Level::INFO);
+    assert_eq!(condemned.field("failure"), Some("unknown_outcome"));
+    assert_eq!(condemned.field("idle_siblings_retired"), Some("0"));
+    assert_eq!(retired.level, Level::DEBUG);
+    assert_eq!(retired.field("method"), Some("POST"));
+    assert_eq!(retired.field("retired"), Some("1"));
+    assert_eq!(retired.field("stale_after_ms"), Some("1000"));
+}

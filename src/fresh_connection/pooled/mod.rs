@@ -289,8 +289,13 @@ impl<F: ConnectionPolicy> Tracking<F> {
                     .as_ref()
                     .and_then(|_| registry.facts(id, self.started));
                 registry.completed(id, &self.host, &self.capture, self.started, now, policy);
+                let learned = (self.watch.is_some() && policy.learn_idle_timeout())
+                    .then(|| registry.learned_idle(&self.host, policy));
                 drop(registry);
                 if let Some(watch) = self.watch.take() {
+                    if let Some(learned) = learned {
+                        watch.learned(learned);
+                    }
                     watch.succeeded(facts);
                 }
             }
@@ -306,24 +311,32 @@ impl<F: ConnectionPolicy> Tracking<F> {
                         connection_id(connected)
                     })
                 };
-                if let (Some(class), Some(watch)) = (class, self.watch.take()) {
-                    watch.failed(class, self.connection_use(id));
-                }
-                // Without a connection (the request never got one) there is none to condemn.
-                let (Some(failure), Some(id)) = (failure, id) else {
-                    return;
+                // The connection's facts, read before the registry lets go of it.
+                let diagnosis = match (class, self.watch.take()) {
+                    (Some(class), Some(watch)) => Some((class, watch, self.connection_use(id))),
+                    _ => None,
                 };
-                self.ended = true;
-                let retired =
-                    self.shared
-                        .registry()
-                        .condemned(id, &self.host, self.started, policy);
-                event!(
-                    info,
-                    %failure,
-                    idle_siblings_retired = retired,
-                    "connection condemned and poisoned"
-                );
+                // Without a connection (the request never got one) there is none to condemn.
+                if let (Some(failure), Some(id)) = (failure, id) {
+                    self.ended = true;
+                    let retired =
+                        self.shared
+                            .registry()
+                            .condemned(id, &self.host, self.started, policy);
+                    event!(
+                        info,
+                        target: trace::CONNECTION,
+                        %failure,
+                        idle_siblings_retired = retired,
+                        "connection condemned and poisoned"
+                    );
+                }
+                if let Some((class, watch, connection)) = diagnosis {
+                    if policy.learn_idle_timeout() {
+                        watch.learned(self.shared.registry().learned_idle(&self.host, policy));
+                    }
+                    watch.failed(class, connection);
+                }
             }
         }
     }

@@ -103,6 +103,16 @@ struct Peer {
 }
 
 impl Peer {
+    /// The idle limit learned for the host, where the policy learns and it is below the
+    /// policy's own `max_idle`.
+    fn learned_limit<P: ConnectionPolicy>(&self, policy: &P) -> Option<Duration> {
+        policy
+            .learn_idle_timeout()
+            .then(|| self.idle.limit())
+            .flatten()
+            .filter(|learned| policy.max_idle().is_none_or(|max| *learned < max))
+    }
+
     /// The idle time past which the host's connections are likely stale, while the evidence of
     /// its last idle reset lasts ([`STALE_EVIDENCE_LASTS`]).
     fn stale_after(&self, now: Instant) -> Option<Duration> {
@@ -171,12 +181,7 @@ impl Registry {
         let peer = peer_of(&mut self.peers, host);
         peer.activity += 1;
         peer.in_flight += 1;
-        // The learned limit, where it is below the policy's own.
-        let learned = policy
-            .learn_idle_timeout()
-            .then(|| peer.idle.limit())
-            .flatten()
-            .filter(|learned| max_idle.is_none_or(|max| *learned < max));
+        let learned = peer.learned_limit(policy);
         // Only a request safe to repeat may test the learned limit: if the connection is stale
         // after all, the request is retried.
         let probe_due = repeatable && learned.is_some() && peer.idle.probe_due();
@@ -378,6 +383,19 @@ impl Registry {
     /// The number of connections tracked (for tests and debugging).
     pub(super) fn len(&self) -> usize {
         self.entries.len()
+    }
+
+    /// The idle limit learned for `host` ([`ConnectionPolicy::learn_idle_timeout`]), if any, for
+    /// the diagnosis.
+    pub(super) fn learned_idle<P: ConnectionPolicy>(
+        &self,
+        host: &Host,
+        policy: &P,
+    ) -> Option<Duration> {
+        self.peers
+            .iter()
+            .find(|peer| peer.host == *host)?
+            .learned_limit(policy)
     }
 
     /// What connection `id` had done when a request started on it at `started`, for the

@@ -13,7 +13,7 @@ use tower::BoxError;
 use super::Health;
 use crate::classify::{ClassifyError, StandardClassifier};
 use crate::fresh_connection::policy::{condemning_failure, ConnectionPolicy};
-use crate::trace::event;
+use crate::trace::{self, event};
 
 pin_project! {
     /// The response future of [`Reconnect`](super::Reconnect): the connection's response, or
@@ -103,7 +103,12 @@ impl<F: ConnectionPolicy> Tracker<F> {
         StandardClassifier: ClassifyError<E>,
     {
         if let Some(failure) = condemning_failure(self.health.policy(), error) {
-            event!(info, %failure, "connection condemned; the next poll_ready reconnects");
+            event!(
+                info,
+                target: trace::CONNECTION,
+                %failure,
+                "connection condemned; the next poll_ready reconnects"
+            );
             self.health.condemn();
         }
     }

@@ -24,7 +24,7 @@ use self::future::Tracker;
 use super::layer::{FreshConnectionLayer, ReconnectTo};
 use super::policy::{ConnectionPolicy, StandardConnections};
 use crate::classify::{ClassifyError, StandardClassifier};
-use crate::trace::event;
+use crate::trace::{self, event};
 
 /// Keeps one connection made by a `MakeService`, and replaces it after a reset or when it is
 /// too old, too idle or too used; made by [`FreshConnectionLayer::reconnect`].
@@ -294,13 +294,13 @@ where
                 }
                 State::Connecting(connecting) => match ready!(connecting.as_mut().poll(cx)) {
                     Ok(service) => {
-                        event!(debug, "connection made");
+                        event!(debug, target: trace::CONNECTION, "connection made");
                         made_now = true;
                         self.state = State::Connected(Connection::new(service, &self.policy));
                     }
                     Err(error) => {
                         let error = error.into();
-                        event!(debug, %error, "connect failed; the next call returns the error");
+                        event!(debug, target: trace::CONNECTION, %error, "connect failed; the next call returns the error");
                         self.state = State::Idle;
                         self.error = Some(error);
                         return Poll::Ready(Ok(()));
@@ -309,7 +309,7 @@ where
                 State::Connected(connection) => {
                     if !made_now {
                         if let Some(reason) = connection.retirement(&*self.policy) {
-                            event!(debug, reason, "connection retired; reconnecting");
+                            event!(debug, target: trace::CONNECTION, reason, "connection retired; reconnecting");
                             self.state = State::Idle;
                             continue;
                         }
@@ -326,14 +326,14 @@ where
                                 // here, so that a peer that closes every connection at once
                                 // cannot keep this loop spinning.
                                 let error = error.into();
-                                event!(debug, %error, "new connection failed before its first request");
+                                event!(debug, target: trace::CONNECTION, %error, "new connection failed before its first request");
                                 self.error = Some(error);
                                 return Poll::Ready(Ok(()));
                             }
                             // A used connection that reports itself closed went stale: what
                             // reconnecting is for. Its error is not the caller's business.
                             let error: BoxError = error.into();
-                            event!(debug, %error, "connection closed; reconnecting");
+                            event!(debug, target: trace::CONNECTION, %error, "connection closed; reconnecting");
                         }
                     }
                 }

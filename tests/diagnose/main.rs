@@ -10,6 +10,8 @@
 
 #[path = "../support/instant_service.rs"]
 mod instant_service;
+#[path = "../support/paused_io.rs"]
+mod paused_io;
 
 // The `probe` example's measuring modules, tested here against lab servers.
 #[path = "../../examples/probe/measure.rs"]

@@ -1,7 +1,6 @@
 //! The client under diagnosis, the requests it sends, and the bound that turns a hang into a
 //! failure.
 
-use std::future::Future;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -16,15 +15,8 @@ use tower_reset::fresh_connection::policy::StandardConnections;
 use tower_reset::lab::{Action, Lab, Match};
 use tower_reset::{FreshConnection, FreshConnectionLayer};
 
-/// No scenario may take longer than this, in virtual time.
-const BOUND: Duration = Duration::from_secs(600);
-
-/// Runs `test` under [`BOUND`], so that a bug fails the test instead of hanging it.
-pub(crate) async fn bounded<F: Future>(test: F) -> F::Output {
-    tokio::time::timeout(BOUND, test)
-        .await
-        .expect("the scenario did not finish in time")
-}
+pub(crate) use crate::paused_io::bounded;
+use crate::paused_io::frozen;
 
 pub(crate) type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
@@ -70,12 +62,13 @@ pub(crate) async fn send(
     Ok(())
 }
 
-/// Sends a `GET` after each gap (in milliseconds); returns how many failed.
+/// Sends a `GET` after each gap (in milliseconds); returns how many failed. Each request is
+/// sent [`frozen`]: the server must answer it without a timer (no delay).
 pub(crate) async fn after_gaps(service: &Diagnosed, url: &str, gaps: &[u64]) -> usize {
     let mut failed = 0;
     for gap in gaps {
         tokio::time::sleep(Duration::from_millis(*gap)).await;
-        if send(service, request(url, 0)).await.is_err() {
+        if frozen(send(service, request(url, 0))).await.is_err() {
             failed += 1;
         }
     }

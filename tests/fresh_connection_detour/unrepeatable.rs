@@ -1,7 +1,7 @@
 //! The detour strategy keeps requests that are not safe to repeat off a reqwest pool likely to
 //! be stale: against the reset lab that silently forgets connections idle over 1.5 s, one
 //! request every 2 s, `GET` and `POST` in turn, in paused time. The lab checks its timeout when
-//! a request arrives (no timer), and every request is sent
+//! a request arrives (no timer), each run is bounded in real time, and every request is sent
 //! [`frozen`](crate::paused_io::frozen), so the clock moves only while the test sleeps.
 
 use std::time::Duration;
@@ -16,7 +16,7 @@ use tower_reset::lab::{Idle, Lab};
 use tower_reset::reqwest::HttpClient;
 use tower_reset::{FreshConnectionLayer, ResetRetryLayer};
 
-use crate::paused_io::frozen;
+use crate::paused_io::{bounded, frozen};
 
 type Req = http::Request<Bytes>;
 type Res = http::Response<reqwest::Body>;
@@ -69,37 +69,40 @@ async fn alternate<S>(service: S, lab: &Lab, requests: usize) -> Outcomes
 where
     S: Service<Req, Response = Res, Error = reqwest::Error> + Clone,
 {
-    let mut outcomes = Outcomes::default();
-    for n in 0..requests {
-        if n > 0 {
-            tokio::time::sleep(Duration::from_secs(2)).await;
+    bounded(async {
+        let mut outcomes = Outcomes::default();
+        for n in 0..requests {
+            if n > 0 {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            let method = if n % 2 == 0 {
+                Method::GET
+            } else {
+                Method::POST
+            };
+            let request = http::Request::builder()
+                .method(method)
+                .uri(lab.url("/"))
+                .body(Bytes::from_static(b"order"))
+                .expect("a valid request");
+            let sent = frozen(async {
+                let response = service.clone().oneshot(request).await?;
+                let attempts = response
+                    .extensions()
+                    .get::<AttemptHistory>()
+                    .map_or(1, AttemptHistory::attempts);
+                response.into_body().collect().await?;
+                Ok::<_, BoxError>(attempts)
+            })
+            .await;
+            match sent {
+                Ok(attempts) => outcomes.attempts.push((n, attempts)),
+                Err(_) => outcomes.failed.push(n),
+            }
         }
-        let method = if n % 2 == 0 {
-            Method::GET
-        } else {
-            Method::POST
-        };
-        let request = http::Request::builder()
-            .method(method)
-            .uri(lab.url("/"))
-            .body(Bytes::from_static(b"order"))
-            .expect("a valid request");
-        let sent = frozen(async {
-            let response = service.clone().oneshot(request).await?;
-            let attempts = response
-                .extensions()
-                .get::<AttemptHistory>()
-                .map_or(1, AttemptHistory::attempts);
-            response.into_body().collect().await?;
-            Ok::<_, BoxError>(attempts)
-        })
-        .await;
-        match sent {
-            Ok(attempts) => outcomes.attempts.push((n, attempts)),
-            Err(_) => outcomes.failed.push(n),
-        }
-    }
-    outcomes
+        outcomes
+    })
+    .await
 }
 
 /// Without the protection every `POST` reuses a forgotten connection and fails; with it only

@@ -4,8 +4,9 @@
 //!
 //! Paused time is safe with these real sockets: nothing but the test's own sleeps sets a timer
 //! (no idle timer in the lab, which checks its `Idle::Forget` timeout when a request arrives,
-//! and none in a hyper-util client built without one), so the clock moves only while the test
-//! sleeps, and every idle time is exactly the sleep before the request.
+//! and none in a hyper-util client built without one), each run is bounded in real time, and
+//! each request is sent with the clock held still (see `paused_io`), so the clock moves only
+//! while the test sleeps, and every idle time is exactly the sleep before the request.
 
 use std::time::Duration;
 
@@ -19,6 +20,7 @@ use tower_reset::lab::{Action, Idle, Lab, Match};
 use tower_reset::FreshConnectionLayer;
 
 use super::{pooled, retry, HttpClient};
+use crate::paused_io::{bounded, frozen};
 
 fn ms(ms: u64) -> Duration {
     Duration::from_millis(ms)
@@ -32,30 +34,39 @@ fn learning() -> StandardConnections {
 }
 
 /// Sends one GET per gap, after sleeping that long, and reads each response to its end; returns
-/// the lab's connection count after each request.
+/// the lab's connection count after each request. Bounded in real time; each request is sent
+/// frozen.
 async fn run<S>(service: S, lab: &Lab, gaps: &[Duration]) -> Vec<usize>
 where
     S: Service<http::Request<Full<Bytes>>, Response = http::Response<hyper::body::Incoming>>
         + Clone,
     S::Error: Into<BoxError>,
 {
-    let mut connections = Vec::with_capacity(gaps.len());
-    for gap in gaps {
-        tokio::time::sleep(*gap).await;
-        let request = http::Request::get(lab.url("/"))
-            .body(Full::default())
-            .expect("a valid request");
-        let response = service
-            .clone()
-            .oneshot(request)
-            .await
-            .map_err(Into::into)
-            .expect("the request succeeds");
-        assert_eq!(response.status(), 200);
-        response.into_body().collect().await.expect("the body");
-        connections.push(lab.counts().connections());
-    }
-    connections
+    bounded(async {
+        let mut connections = Vec::with_capacity(gaps.len());
+        for gap in gaps {
+            tokio::time::sleep(*gap).await;
+            let request = http::Request::get(lab.url("/"))
+                .body(Full::default())
+                .expect("a valid request");
+            let status = frozen(async {
+                let response = service
+                    .clone()
+                    .oneshot(request)
+                    .await
+                    .map_err(Into::into)
+                    .expect("the request succeeds");
+                let status = response.status();
+                response.into_body().collect().await.expect("the body");
+                status
+            })
+            .await;
+            assert_eq!(status, 200);
+            connections.push(lab.counts().connections());
+        }
+        connections
+    })
+    .await
 }
 
 /// `ResetRetry` (3 attempts) over the pooled strategy with `policy`, against a lab that

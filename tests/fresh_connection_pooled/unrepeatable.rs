@@ -5,8 +5,9 @@
 //! nothing changes.
 //!
 //! The lab's `Idle::Forget` is checked when a request arrives (no timer), the hyper-util client
-//! has no timer, and every request is sent [`frozen`](crate::paused_io::frozen), so the clock
-//! moves only while the test sleeps: every idle time is exactly the gap before the request.
+//! has no timer, every run is bounded in real time, and every request is sent
+//! [`frozen`](crate::paused_io::frozen), so the clock moves only while the test sleeps: every
+//! idle time is exactly the gap before the request.
 
 use std::time::Duration;
 
@@ -22,7 +23,7 @@ use tower_reset::lab::{Idle, Lab};
 use tower_reset::{FreshConnection, FreshConnectionLayer, ResetRetry};
 
 use super::{attempts, client, retry, HttpClient};
-use crate::paused_io::frozen;
+use crate::paused_io::{bounded, frozen};
 
 /// How each request of a run ended.
 #[derive(Debug, Default)]
@@ -68,34 +69,37 @@ where
         + Clone,
     S::Error: Into<BoxError>,
 {
-    let mut outcomes = Outcomes::default();
-    for (n, (gap, send)) in sends.iter().enumerate() {
-        tokio::time::sleep(*gap).await;
-        let builder = http::Request::builder().uri(url(n));
-        let builder = match send {
-            Send::Get => builder.method(Method::GET),
-            Send::Post => builder.method(Method::POST),
-            Send::KeyedPost => builder
-                .method(Method::POST)
-                .header("idempotency-key", format!("order-{n}")),
-        };
-        let request = builder
-            .body(Full::new(Bytes::from_static(b"order")))
-            .expect("a valid request");
-        let sent = frozen(async {
-            let response = service.clone().oneshot(request).await.map_err(Into::into)?;
-            let attempts = attempts(&response);
-            response.into_body().collect().await?;
-            Ok::<_, BoxError>(attempts)
-        })
-        .await;
-        match (send, sent) {
-            (_, Ok(attempts)) => outcomes.attempts.push((n, attempts)),
-            (Send::Get, Err(_)) => outcomes.failed_gets.push(n),
-            (_, Err(_)) => outcomes.failed_posts.push(n),
+    bounded(async {
+        let mut outcomes = Outcomes::default();
+        for (n, (gap, send)) in sends.iter().enumerate() {
+            tokio::time::sleep(*gap).await;
+            let builder = http::Request::builder().uri(url(n));
+            let builder = match send {
+                Send::Get => builder.method(Method::GET),
+                Send::Post => builder.method(Method::POST),
+                Send::KeyedPost => builder
+                    .method(Method::POST)
+                    .header("idempotency-key", format!("order-{n}")),
+            };
+            let request = builder
+                .body(Full::new(Bytes::from_static(b"order")))
+                .expect("a valid request");
+            let sent = frozen(async {
+                let response = service.clone().oneshot(request).await.map_err(Into::into)?;
+                let attempts = attempts(&response);
+                response.into_body().collect().await?;
+                Ok::<_, BoxError>(attempts)
+            })
+            .await;
+            match (send, sent) {
+                (_, Ok(attempts)) => outcomes.attempts.push((n, attempts)),
+                (Send::Get, Err(_)) => outcomes.failed_gets.push(n),
+                (_, Err(_)) => outcomes.failed_posts.push(n),
+            }
         }
-    }
-    outcomes
+        outcomes
+    })
+    .await
 }
 
 /// A lab that silently forgets connections idle over 1.5 s, as a NAT does.

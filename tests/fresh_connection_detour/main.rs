@@ -7,6 +7,9 @@
 mod captured_events;
 #[cfg(feature = "tracing")]
 mod events;
+#[cfg(all(feature = "reqwest", feature = "lab"))]
+#[path = "../support/forgetful_lab.rs"]
+mod forgetful_lab;
 mod mock;
 #[cfg(all(feature = "reqwest", feature = "lab"))]
 #[path = "../support/paused_io.rs"]

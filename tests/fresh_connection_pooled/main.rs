@@ -12,6 +12,9 @@ mod captured_events;
 #[cfg(feature = "lab")]
 mod churn;
 #[cfg(feature = "lab")]
+#[path = "../support/forgetful_lab.rs"]
+mod forgetful_lab;
+#[cfg(feature = "lab")]
 mod learning;
 #[cfg(feature = "lab")]
 #[path = "../support/paused_io.rs"]

@@ -165,73 +165,71 @@ mod tests {
         Duration::from_secs(secs)
     }
 
+    /// A request through the primary that started at `at` and ended at once as `ended`.
+    fn request(hosts: &Hosts, at: Instant, ended: Ended) {
+        let start = hosts.start(&host(), at, true).expect("through the primary");
+        hosts.ended(&host(), start, at, ended);
+    }
+
+    /// Whether a request not safe to repeat goes through the primary at `at` (it then stays in
+    /// flight).
+    fn post_goes_to_the_primary(hosts: &Hosts, at: Instant) -> bool {
+        hosts.start(&host(), at, false).is_some()
+    }
+
+    /// A host whose first request worked at `t0`, and whose second, alone after 2 s, was reset.
+    fn reset_after_two_seconds() -> (Hosts, Instant) {
+        let (hosts, t0) = (Hosts::default(), Instant::now());
+        request(&hosts, t0, Ended::Worked);
+        request(&hosts, t0 + s(2), Ended::Condemned);
+        (hosts, t0)
+    }
+
     #[test]
     fn a_request_not_safe_to_repeat_is_detoured_after_a_stale_quiet_time() {
-        let hosts = Hosts::default();
-        let t0 = Instant::now();
-        // No evidence: everything goes through the primary.
-        let first = hosts.start(&host(), t0, false).unwrap();
-        hosts.ended(&host(), first, t0, Ended::Worked);
-        let failed = hosts.start(&host(), t0 + s(2), false).unwrap();
-        hosts.ended(&host(), failed, t0 + s(2), Ended::Condemned);
-        // Reset after 2 s quiet: likely stale from 1 s on. The failure did not end the quiet
-        // time.
-        assert!(hosts.start(&host(), t0 + s(3), false).is_none());
+        let (hosts, t0) = reset_after_two_seconds();
+        // Likely stale from 1 s on; the failure did not end the quiet time.
+        assert!(!post_goes_to_the_primary(&hosts, t0 + s(3)));
         // A request safe to repeat goes through the primary whatever the quiet time.
-        let get = hosts.start(&host(), t0 + s(3), true).unwrap();
-        hosts.ended(&host(), get, t0 + s(3), Ended::Worked);
-        let quick = hosts.start(&host(), t0 + s(3) + Duration::from_millis(500), false);
-        assert!(quick.is_some(), "500 ms quiet is below the bound");
+        request(&hosts, t0 + s(3), Ended::Worked);
+        let quick = t0 + s(3) + Duration::from_millis(500);
+        assert!(
+            post_goes_to_the_primary(&hosts, quick),
+            "500 ms quiet is below the bound"
+        );
     }
 
     #[test]
     fn only_requests_alone_in_flight_give_evidence() {
-        let hosts = Hosts::default();
-        let t0 = Instant::now();
-        let first = hosts.start(&host(), t0, true).unwrap();
-        hosts.ended(&host(), first, t0, Ended::Worked);
+        let (hosts, t0) = (Hosts::default(), Instant::now());
+        request(&hosts, t0, Ended::Worked);
         let a = hosts.start(&host(), t0 + s(2), true).unwrap();
         let b = hosts.start(&host(), t0 + s(2), true).unwrap();
         // `a` was alone when it started, `b` was not.
         hosts.ended(&host(), b, t0 + s(2), Ended::Condemned);
-        assert!(
-            hosts.start(&host(), t0 + s(4), false).is_some(),
-            "no evidence"
-        );
+        assert!(post_goes_to_the_primary(&hosts, t0 + s(4)), "no evidence");
         hosts.ended(&host(), a, t0 + s(2), Ended::Condemned);
-        assert!(hosts.start(&host(), t0 + s(5), false).is_none());
+        assert!(!post_goes_to_the_primary(&hosts, t0 + s(5)));
     }
 
     #[test]
     fn a_success_after_a_failure_is_on_a_new_connection_and_no_evidence() {
-        let hosts = Hosts::default();
-        let t0 = Instant::now();
-        let first = hosts.start(&host(), t0, true).unwrap();
-        hosts.ended(&host(), first, t0, Ended::Worked);
-        let failed = hosts.start(&host(), t0 + s(2), true).unwrap();
-        hosts.ended(&host(), failed, t0 + s(2), Ended::Condemned);
+        let (hosts, t0) = reset_after_two_seconds();
         // The failed connection was discarded: this one is new, and says nothing of idle times.
-        let fresh = hosts.start(&host(), t0 + s(4), true).unwrap();
-        hosts.ended(&host(), fresh, t0 + s(4), Ended::Worked);
+        request(&hosts, t0 + s(4), Ended::Worked);
         assert!(
-            hosts.start(&host(), t0 + s(6), false).is_none(),
+            !post_goes_to_the_primary(&hosts, t0 + s(6)),
             "the reset after 2 s still counts"
         );
         // A connection reused after 3 s that works contradicts it.
-        let reused = hosts.start(&host(), t0 + s(7), true).unwrap();
-        hosts.ended(&host(), reused, t0 + s(7), Ended::Worked);
-        assert!(hosts.start(&host(), t0 + s(10), false).is_some());
+        request(&hosts, t0 + s(7), Ended::Worked);
+        assert!(post_goes_to_the_primary(&hosts, t0 + s(10)));
     }
 
     #[test]
     fn the_evidence_lasts_ten_minutes() {
-        let hosts = Hosts::default();
-        let t0 = Instant::now();
-        let first = hosts.start(&host(), t0, true).unwrap();
-        hosts.ended(&host(), first, t0, Ended::Worked);
-        let failed = hosts.start(&host(), t0 + s(2), true).unwrap();
-        hosts.ended(&host(), failed, t0 + s(2), Ended::Condemned);
-        assert!(hosts.start(&host(), t0 + s(601), false).is_none());
-        assert!(hosts.start(&host(), t0 + s(603), false).is_some());
+        let (hosts, t0) = reset_after_two_seconds();
+        assert!(!post_goes_to_the_primary(&hosts, t0 + s(601)));
+        assert!(post_goes_to_the_primary(&hosts, t0 + s(603)));
     }
 }

@@ -64,10 +64,11 @@ use crate::trace::{self, event};
 /// connection turns out to be stale, since it may have been processed. So, with
 /// [`ConnectionPolicy::protect_unrepeatable`] (the default), once a reused connection to the
 /// host has been reset after sitting idle for a time `t` of at least 200 ms, such a request
-/// does not get a connection idle for half of `t` or more (or, when that is longer, for more
-/// than the longest idle time after which a reused connection is known to have worked): those
+/// does not get a connection idle for half of `t` or more (or, when it is longer, for the
+/// longest idle time after which a reused connection is known to have worked, or more): those
 /// connections are retired before it checks one out, and it goes out on a connection used more
-/// recently, or on a new one. One reset is evidence enough here. Requests safe to repeat keep
+/// recently, or on a new one. One reset is evidence enough here (learning waits for two, since
+/// its limit applies to every request). Requests safe to repeat keep
 /// reusing those connections: if one is stale they are retried, and if it works it contradicts
 /// the evidence (as for learning, a success after an idle time `s` cancels the resets after up
 /// to `s` plus a quarter). The evidence lasts 10 minutes after the host's last such reset, so

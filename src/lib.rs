@@ -72,7 +72,12 @@
 //! | `tower_reset::retry` | INFO | a retry went out, after its backoff (a retry abandoned before it went out is not logged) | `method`, `uri`, `attempt`, `class` (of the failure before it), `delay` |
 //! | `tower_reset::give_up` | INFO | a request ended on a failure of this crate's kind without another attempt | `method`, `uri`, `attempts`, `class`, `reason` ([`StopReason::as_str`](attempt::StopReason::as_str)) |
 //! | `tower_reset::backoff` | DEBUG | the backoff held an attempt back, or abandoned it | `attempt`, `delay` or `reason` |
-//! | `tower_reset` | INFO / DEBUG | [`FreshConnectionLayer`] condemned, retired or replaced a connection | `failure`, `idle_siblings_retired`, `reason` |
+//! | `tower_reset::fresh_connection` | INFO | [`FreshConnectionLayer`] condemned a connection after a failure: the pooled strategy poisoned it (and retired the idle siblings it counts), the reconnect strategy replaces it at the next `poll_ready` | `failure`, `idle_siblings_retired` (pooled) |
+//! | `tower_reset::fresh_connection` | DEBUG | the pooled strategy retired idle connections likely to be stale before a request not safe to repeat | `method`, `uri`, `retired`, `stale_after_ms` |
+//! | `tower_reset::fresh_connection` | DEBUG | the detour strategy sent an attempt that follows a failure, or a request not safe to repeat while the pool is likely stale, to a new connection | `failure`, `attempt`; or `method`, `uri` |
+//! | `tower_reset::fresh_connection` | DEBUG | the reconnect strategy made a connection, retired one past a limit, saw one closed, or failed to connect | `reason`, `error` |
+//! | `tower_reset::diagnose` | DEBUG | a [`diagnose`] collector recorded a connection failure | `class`, `reused`, `idle_ms`, `age_ms`, `requests_before`, `body`, `in_flight` |
+//! | `tower_reset` | INFO / DEBUG | [`ResumeLayer`] resumed a response body, or did not | `resume`, `offset`; or `why` |
 //!
 //! The same facts, without `tracing`, are in each request's
 //! [`AttemptHistory`](attempt::AttemptHistory).
@@ -93,7 +98,7 @@
 //! | `tonic` | `tonic::Status` and `tonic::transport::Error` (classified through their source, never by the code), and [`tonic`]: the stack over a `Channel` and generated clients; implies `h2`, `hyper`, `replay` |
 //! | `reqwest` | `reqwest::Error` connect errors, and `tower_reset::reqwest::HttpClient` to run the stack over a `reqwest::Client`; implies `hyper-util` |
 //! | `reqwest-middleware` | [`reqwest_middleware::ResetRetryMiddleware`]: the stack as a reqwest-middleware `Middleware`; implies `reqwest` |
-//! | `tracing` | `tracing` events for each retry and each refusal to retry |
+//! | `tracing` | `tracing` events for each retry and each refusal to retry, and for what the fresh-connection strategies and the diagnosis do |
 //! | `lab` | [`lab::Lab`]: an in-process loopback HTTP/1.1 and HTTP/2 server whose resets, closes, refusals and restarts are scripted per connection and per request, that answers range requests, and that counts what it received, executed and sent, to test any client |
 
 // A build without every feature leaves out items the docs link to (`FreshConnection` needs

@@ -12,6 +12,10 @@ pub(crate) const RETRY: &str = "tower_reset::retry";
 pub(crate) const GIVE_UP: &str = "tower_reset::give_up";
 /// The backoff held an attempt back, or abandoned it.
 pub(crate) const BACKOFF: &str = "tower_reset::backoff";
+/// A fresh-connection strategy condemned, retired, replaced or detoured around a connection.
+pub(crate) const CONNECTION: &str = "tower_reset::fresh_connection";
+/// The diagnosis recorded a connection failure.
+pub(crate) const DIAGNOSE: &str = "tower_reset::diagnose";
 
 /// Warns, once per process, that a retry went out after a server's `Retry-After` that no layer
 /// waited for.

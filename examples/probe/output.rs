@@ -152,7 +152,7 @@ pub(crate) fn text(findings: &Findings) -> String {
         out.push_str("  none needed: the defaults are fine\n");
         return out;
     }
-    let mut policy = String::from("fresh_connection::policy::Standard::builder()");
+    let mut policy = String::from("fresh_connection::policy::StandardConnections::builder()");
     if let Some(max_idle) = recommended.max_idle {
         let _ = write!(policy, ".max_idle({})", code(max_idle));
     }

@@ -186,7 +186,7 @@ fn time_gap(threshold: Duration, ok: Option<Duration>) -> (bool, f64) {
 }
 
 fn idle_timeout(host: &HostSnapshot) -> Option<Candidate> {
-    let ok = host.ok.longest_idle;
+    let (ok, learned) = (host.ok.longest_idle, host.learned_idle);
     let (threshold, explains) = threshold(&reused(host, |facts| facts.idle), ok, MIN_TIME_LIMIT)?;
     let (pinned, gap) = time_gap(threshold, ok);
     Some(Candidate {
@@ -195,6 +195,7 @@ fn idle_timeout(host: &HostSnapshot) -> Option<Candidate> {
             shortest_failed_idle: threshold,
             longest_ok_idle: ok,
             suggested_max_idle: below(threshold),
+            learned_idle_limit: learned,
         }),
         explains,
         pinned,
@@ -484,6 +485,7 @@ mod tests {
                 shortest_failed_idle: ms(2000),
                 longest_ok_idle: Some(ms(1900)),
                 suggested_max_idle: ms(1600),
+                learned_idle_limit: None,
             }]
         );
     }

@@ -42,6 +42,10 @@ pub enum Cause {
         longest_ok_idle: Option<Duration>,
         /// Four fifths of `shortest_failed_idle`, rounded down: the `max_idle` to set.
         suggested_max_idle: Duration,
+        /// The idle limit the pooled strategy learned for the host
+        /// ([`learn_idle_timeout`](crate::fresh_connection::policy::ConnectionPolicy::learn_idle_timeout)),
+        /// if it learned one: connections idle that long are already retired.
+        learned_idle_limit: Option<Duration>,
     },
     /// The server (or a proxy) closes a connection after a fixed number of requests, like
     /// nginx's `keepalive_requests`: the failures were each the request after the `requests`th
@@ -384,21 +388,27 @@ impl Cause {
     fn fix(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::IdleTimeout {
-                suggested_max_idle, ..
+                suggested_max_idle,
+                learned_idle_limit,
+                ..
             } => {
                 let code = code_duration(*suggested_max_idle);
                 write!(
                     f,
                     "keep idle connections below {}: \
-                     `fresh_connection::policy::Standard::builder().max_idle({code})`, or \
+                     `fresh_connection::policy::StandardConnections::builder().max_idle({code})`, or \
                      hyper-util's `Client::builder(..).pool_idle_timeout({code})`",
                     duration(*suggested_max_idle)
-                )
+                )?;
+                match learned_idle_limit {
+                    Some(learned) => write!(f, "; learned: {}", duration(*learned)),
+                    None => Ok(()),
+                }
             }
             Self::RequestLimit { requests, .. } => write!(
                 f,
                 "retire connections after {requests} requests: \
-                 `fresh_connection::policy::Standard::builder().max_requests({requests})` \
+                 `fresh_connection::policy::StandardConnections::builder().max_requests({requests})` \
                  (hyper-util has no such setting)"
             ),
             Self::MaxAge {
@@ -406,7 +416,7 @@ impl Cause {
             } => write!(
                 f,
                 "retire connections before {}: \
-                 `fresh_connection::policy::Standard::builder().max_age({})` (hyper-util has no \
+                 `fresh_connection::policy::StandardConnections::builder().max_age({})` (hyper-util has no \
                  such setting)",
                 duration(*suggested_max_age),
                 code_duration(*suggested_max_age)

@@ -2,13 +2,14 @@
 
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use tokio::time::Instant;
 
 use super::host::{ConnectionFacts, ConnectionUse, HostStats, Sample};
 use super::report::Report;
 use crate::classify::FailureClass;
-use crate::trace::event;
+use crate::trace::{self, event};
 
 /// At most this many hosts get statistics of their own; requests to further hosts are counted
 /// together, under `(other hosts)`.
@@ -163,6 +164,13 @@ pub(crate) struct Watch {
 }
 
 impl Watch {
+    /// The idle limit the pooled strategy has learned for the request's host, if any, as it
+    /// stands when the request ends.
+    #[cfg_attr(not(feature = "hyper-util"), allow(dead_code))]
+    pub(crate) fn learned(&self, idle: Option<Duration>) {
+        self.stats.learned(idle);
+    }
+
     /// The request got its response.
     pub(crate) fn succeeded(self, facts: Option<ConnectionFacts>) {
         self.stats.succeeded(facts, self.body);
@@ -182,6 +190,7 @@ impl Watch {
         let facts = connection.facts();
         event!(
             debug,
+            target: trace::DIAGNOSE,
             %class,
             reused = facts.is_some(),
             idle_ms = facts.map(|facts| facts.idle.as_millis()),

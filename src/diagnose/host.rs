@@ -136,6 +136,8 @@ pub(crate) struct HostStats {
     oldest_ok_age: Highest,
     most_ok_requests: Highest,
     largest_ok_body: Highest,
+    /// The idle limit the pooled strategy learned for the host, as `micros + 1` (0: none).
+    learned_idle: AtomicU64,
     failures: Mutex<Failures>,
 }
 
@@ -159,6 +161,7 @@ impl HostStats {
             oldest_ok_age: Highest::default(),
             most_ok_requests: Highest::default(),
             largest_ok_body: Highest::default(),
+            learned_idle: AtomicU64::new(0),
             failures: Mutex::new(Failures::default()),
         }
     }
@@ -212,6 +215,13 @@ impl HostStats {
         }
     }
 
+    /// Records the idle limit the pooled strategy has learned for the host, or that it has
+    /// none (any more).
+    pub(crate) fn learned(&self, idle: Option<Duration>) {
+        let value = idle.map_or(0, |idle| micros(idle).saturating_add(1));
+        self.learned_idle.store(value, Ordering::Relaxed);
+    }
+
     pub(crate) fn failed(&self, sample: Sample) {
         let mut failures = self.lock();
         failures.total += 1;
@@ -245,6 +255,11 @@ impl HostStats {
                     .map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
                 largest_body: self.largest_ok_body.get(),
             },
+            learned_idle: self
+                .learned_idle
+                .load(Ordering::Relaxed)
+                .checked_sub(1)
+                .map(Duration::from_micros),
             samples: failures.recent.iter().copied().collect(),
         }
     }
@@ -287,6 +302,8 @@ pub(crate) struct HostSnapshot {
     pub(crate) by_class: [u64; CLASSES.len()],
     pub(crate) failures_by_bucket: [u64; BUCKETS],
     pub(crate) ok: OkBounds,
+    /// The idle limit the pooled strategy learned for the host, if it learned one.
+    pub(crate) learned_idle: Option<Duration>,
     /// The most recent failures, oldest first.
     pub(crate) samples: Vec<Sample>,
 }

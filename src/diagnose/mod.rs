@@ -59,13 +59,17 @@
 //! http://127.0.0.1:45595: 4 connection failures in 25 requests (4 unknown outcome)
 //!   probable cause: idle timeout: something on the way (the server, a proxy, a NAT or a load balancer) drops connections idle for between 1.9 s and 2.0 s
 //!     evidence: 4 failures on connections idle 2.0 s or more; reused connections worked after up to 1.9 s idle
-//!     fix: keep idle connections below 1.6 s: `fresh_connection::policy::Standard::builder().max_idle(Duration::from_millis(1600))`, or hyper-util's `Client::builder(..).pool_idle_timeout(Duration::from_millis(1600))`
+//!     fix: keep idle connections below 1.6 s: `fresh_connection::policy::StandardConnections::builder().max_idle(Duration::from_millis(1600))`, or hyper-util's `Client::builder(..).pool_idle_timeout(Duration::from_millis(1600))`
 //! ```
 //!
 //! and over a healthy one: `tower-reset diagnosis: no connection failures (30 requests to 1
 //! host in 9.0 s)`. The same facts are fields: [`Report::hosts`], [`HostReport::causes`], and
-//! each [`Cause`] with its figures (`Cause::IdleTimeout { suggested_max_idle, .. }`). With the
-//! feature `tracing`, each recorded failure is also a `debug` event.
+//! each [`Cause`] with its figures (`Cause::IdleTimeout { suggested_max_idle, .. }`). When the
+//! pooled strategy learns idle timeouts
+//! ([`learn_idle_timeout`](crate::fresh_connection::policy::ConnectionPolicy::learn_idle_timeout))
+//! and has learned the host's, the idle-timeout fix ends with what it learned (`; learned:
+//! 1.9 s`; the field `learned_idle_limit`). With the feature `tracing`, each recorded failure is
+//! also a `debug` event (target `tower_reset::diagnose`).
 //!
 //! # The causes
 //!

@@ -1,4 +1,4 @@
-use super::policy::Standard;
+use super::policy::StandardConnections;
 use crate::diagnose::Collector;
 
 /// Applies a fresh-connection strategy to a service: an attempt that follows a reset never goes
@@ -13,10 +13,11 @@ use crate::diagnose::Collector;
 /// | [`reconnect`](FreshConnectionLayer::reconnect) | **reconnect**: drops the connection service and makes a new one | single-connection services from any `MakeService`: hyper `client::conn`, a tonic `Endpoint` | [`Reconnect`](super::Reconnect) |
 /// | [`detour`](FreshConnectionLayer::detour) | **detour**: sends an attempt that follows a reset to a second service that never reuses connections | clients that hide their pool, such as reqwest | [`Detour`](super::Detour) |
 ///
-/// The [`Policy`](super::policy::Policy) (by default [`Standard`]) says which failures condemn
-/// a connection and sets the limits; set it with [`policy`](FreshConnectionLayer::policy).
+/// The [`ConnectionPolicy`](super::policy::ConnectionPolicy) (by default [`StandardConnections`])
+/// says which failures condemn a connection and sets the limits; set it with
+/// [`policy`](FreshConnectionLayer::policy).
 #[derive(Debug, Clone)]
-pub struct FreshConnectionLayer<K = Pooled, F = Standard> {
+pub struct FreshConnectionLayer<K = Pooled, F = StandardConnections> {
     pub(super) strategy: K,
     pub(super) policy: F,
     /// Fed by the pooled strategy (see `FreshConnectionLayer::diagnose`).
@@ -45,21 +46,64 @@ pub struct DetourTo<D> {
 
 #[cfg(feature = "hyper-util")]
 impl FreshConnectionLayer {
-    /// The pooled strategy with the [`Standard`] policy, for hyper-util's legacy `Client` (and
-    /// anything built on it).
+    /// The pooled strategy with the [`StandardConnections`] policy, for hyper-util's legacy
+    /// `Client` (and anything built on it).
     ///
     /// Each request's connection is captured (`capture_connection`); after a reset the
     /// connection is poisoned, so the pool drops it, and so are the idle connections to the same
     /// host that have been idle at least as long when the peer seems to have dropped idle
     /// connections (after a server restart they are all dead, and the pool would otherwise hand
     /// them out one failure at a time; see [`FreshConnection`](crate::FreshConnection) for how
-    /// this is told from an isolated reset). The policy's age, idle and
-    /// request limits are enforced the same way, by poisoning a connection before it can be
-    /// checked out again.
+    /// this is told from an isolated reset). The policy's age, idle and request limits are
+    /// enforced the same way, by poisoning a connection before it can be checked out again.
+    ///
+    /// The same as [`pooled`](FreshConnectionLayer::pooled), under the name the recommended
+    /// stack uses.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tower::ServiceBuilder;
+    /// use tower_reset::{BackoffLayer, FreshConnectionLayer, ResetRetryLayer};
+    ///
+    /// let stack = ServiceBuilder::new()
+    ///     .layer(ResetRetryLayer::new())
+    ///     .layer(BackoffLayer::new())
+    ///     .layer(FreshConnectionLayer::new());
+    /// # let _ = stack;
+    /// ```
     pub fn new() -> Self {
+        Self::pooled()
+    }
+
+    /// The pooled strategy with the [`StandardConnections`] policy: the explicit name of
+    /// [`new`](FreshConnectionLayer::new), beside [`reconnect`](FreshConnectionLayer::reconnect)
+    /// and [`detour`](FreshConnectionLayer::detour).
+    ///
+    /// It adds to hyper-util's pool what the pool lacks (its own `pool_idle_timeout` already
+    /// bounds how long a connection sits idle): a maximum age and a maximum number of requests
+    /// per connection, the retirement of a stale connection's idle siblings, learning a peer's
+    /// idle timeout, and keeping requests that are not safe to repeat off connections likely to
+    /// be stale (see [`FreshConnection`](crate::FreshConnection)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_reset::fresh_connection::policy::StandardConnections;
+    /// use tower_reset::FreshConnectionLayer;
+    ///
+    /// let policy = StandardConnections::builder()
+    ///     .max_age(Duration::from_secs(300))
+    ///     .build()?;
+    /// let layer = FreshConnectionLayer::pooled().policy(policy);
+    /// # let _ = layer;
+    /// # Ok::<(), tower_reset::ConfigError>(())
+    /// ```
+    pub fn pooled() -> Self {
         Self {
             strategy: Pooled { _priv: () },
-            policy: Standard::new(),
+            policy: StandardConnections::new(),
             collector: None,
         }
     }
@@ -79,7 +123,7 @@ impl<T> FreshConnectionLayer<ReconnectTo<T>> {
     pub fn reconnect(target: T) -> Self {
         Self {
             strategy: ReconnectTo { target },
-            policy: Standard::new(),
+            policy: StandardConnections::new(),
             collector: None,
         }
     }
@@ -93,7 +137,7 @@ impl<D> FreshConnectionLayer<DetourTo<D>> {
     pub fn detour(detour: D) -> Self {
         Self {
             strategy: DetourTo { detour },
-            policy: Standard::new(),
+            policy: StandardConnections::new(),
             collector: None,
         }
     }
@@ -102,7 +146,8 @@ impl<D> FreshConnectionLayer<DetourTo<D>> {
 impl<K, F> FreshConnectionLayer<K, F> {
     /// The connection policy.
     ///
-    /// Defaults to [`Standard::new`]: resets condemn, idle siblings are retired, no limits.
+    /// Defaults to [`StandardConnections::new`]: resets condemn, idle siblings are retired,
+    /// requests not safe to repeat are kept off connections likely to be stale, no limits.
     pub fn policy<G>(self, policy: G) -> FreshConnectionLayer<K, G> {
         FreshConnectionLayer {
             strategy: self.strategy,

@@ -7,7 +7,7 @@ use tower::Layer;
 
 use super::ConnectEndpoint;
 use crate::classify::FailureClass;
-use crate::fresh_connection::policy::Standard;
+use crate::fresh_connection::policy::StandardConnections;
 use crate::fresh_connection::ReconnectFuture;
 use crate::FreshConnectionLayer;
 
@@ -18,10 +18,11 @@ const BUFFER: usize = 1024;
 ///
 /// A tower `Buffer` (cheap to clone, like a `Channel`) over
 /// [`Reconnect`](crate::fresh_connection::Reconnect)`<`[`ConnectEndpoint`]`, Endpoint,
-/// Standard>`: one connected channel, dropped for a new one after any connection failure.
+/// StandardConnections>`: one connected channel, dropped for a new one after any connection
+/// failure.
 pub type FreshChannel = Buffer<
     http::Request<tonic::body::Body>,
-    ReconnectFuture<tonic::transport::channel::ResponseFuture, Standard>,
+    ReconnectFuture<tonic::transport::channel::ResponseFuture, StandardConnections>,
 >;
 
 /// One connected tonic channel to `endpoint` at a time, replaced after any connection failure:
@@ -52,7 +53,7 @@ pub fn fresh_channel(endpoint: Endpoint) -> FreshChannel {
     Buffer::new(fresh, BUFFER)
 }
 
-/// The connection policy of [`fresh_channel`]: the [`Standard`] policy, condemning the
+/// The connection policy of [`fresh_channel`]: the [`StandardConnections`] policy, condemning the
 /// connection after *any* connection failure (never sent, refused or unknown outcome), so that
 /// the retry goes out on a new one.
 ///
@@ -64,7 +65,7 @@ pub fn fresh_channel(endpoint: Endpoint) -> FreshChannel {
 ///
 /// ```
 /// use tower_reset::classify::FailureClass;
-/// use tower_reset::fresh_connection::policy::Policy;
+/// use tower_reset::fresh_connection::policy::ConnectionPolicy;
 /// use tower_reset::tonic::fresh_channel_policy;
 ///
 /// let policy = fresh_channel_policy();
@@ -73,8 +74,8 @@ pub fn fresh_channel(endpoint: Endpoint) -> FreshChannel {
 /// assert!(policy.condemns(FailureClass::UnknownOutcome));
 /// assert!(!policy.condemns(FailureClass::Unavailable)); // an answer: the connection works
 /// ```
-pub fn fresh_channel_policy() -> Standard {
-    Standard::builder()
+pub fn fresh_channel_policy() -> StandardConnections {
+    StandardConnections::builder()
         .condemn(FailureClass::NeverSent)
         .condemn(FailureClass::Refused)
         .build()

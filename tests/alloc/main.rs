@@ -10,8 +10,9 @@
 mod instant_service;
 
 use tower::{Layer, ServiceBuilder};
+use tower_reset::fresh_connection::policy::StandardConnections;
 use tower_reset::reset_retry::policy::Never;
-use tower_reset::{BackoffLayer, ResetRetryLayer};
+use tower_reset::{BackoffLayer, FreshConnectionLayer, ResetRetryLayer};
 
 use crate::instant_service::{send, Answer, Request};
 
@@ -111,4 +112,32 @@ fn the_stack_adds_nothing_to_the_one_copy() {
     let get = request(http::Method::GET);
     let (count, _) = allocations(|| send(&mut stack, get));
     assert_eq!(count, one_clone);
+}
+
+/// The detour strategy allocates nothing for a request that goes through the primary, with the
+/// record of hosts it keeps for `protect_unrepeatable` (on by default) or without it: the
+/// record is made by the host's first request, and the copy of a request's scheme and
+/// authority shares their bytes.
+#[test]
+fn the_detour_strategy_allocates_nothing_once_it_knows_the_host() {
+    let unprotected = StandardConnections::builder()
+        .protect_unrepeatable(false)
+        .build()
+        .unwrap();
+    let mut off = FreshConnectionLayer::detour(Answer)
+        .policy(unprotected)
+        .layer(Answer);
+    let mut on = FreshConnectionLayer::detour(Answer).layer(Answer);
+    // The first request to a host makes its record.
+    send(&mut on, request(http::Method::POST));
+    for method in [http::Method::GET, http::Method::POST] {
+        let sent = request(method.clone());
+        let (count, response) = allocations(|| send(&mut off, sent));
+        assert_eq!(response.status(), 200);
+        assert_eq!(count, 0, "{method} without the protection");
+        let sent = request(method.clone());
+        let (count, response) = allocations(|| send(&mut on, sent));
+        assert_eq!(response.status(), 200);
+        assert_eq!(count, 0, "{method} with the protection");
+    }
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use tower_reset::diagnose::{Cause, Collector};
 use tower_reset::lab::{Action, Lab, Match, Reply};
 
+use crate::paused_io::{frozen, until};
 use crate::support::{after_gaps, bounded, causes, diagnosed, ms, random_gaps, request, send};
 
 /// Four slow requests in flight when the server restarts, then two refused during the 300 ms
@@ -32,6 +33,8 @@ async fn a_restart_is_a_burst() {
                 tokio::spawn(async move { send(&service, request(&url, 0)).await })
             })
             .collect();
+        // All four in the lab, waiting out their delay, before time moves on.
+        until(|| lab.counts().received() == 24).await;
         tokio::time::sleep(ms(100)).await;
         let restart = tokio::spawn({
             let lab = Arc::clone(&lab);
@@ -39,9 +42,13 @@ async fn a_restart_is_a_burst() {
         });
         tokio::time::sleep(ms(100)).await;
         assert_eq!(after_gaps(&service, &url, &[0, 50]).await, 2, "refused");
-        for call in slow {
-            call.await.unwrap().expect_err("reset by the restart");
-        }
+        // Reset by the restart: they end without a timer.
+        frozen(async {
+            for call in slow {
+                call.await.unwrap().expect_err("reset by the restart");
+            }
+        })
+        .await;
         restart.await.unwrap().unwrap();
         assert_eq!(after_gaps(&service, &url, &[100; 10]).await, 0);
 

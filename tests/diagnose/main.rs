@@ -6,10 +6,14 @@
 //!
 //! Time is paused (`start_paused`): the lab's timers and the client's run on the same virtual
 //! clock over real loopback sockets, so that idle times and ages are exact and a 2 s idle
-//! timeout costs no wall-clock time.
+//! timeout costs no wall-clock time. So that the clock cannot jump while the kernel moves the
+//! bytes (see `paused_io`), every scenario is bounded in real time, not by a timer, and the
+//! requests that need no timer are sent with the clock held still (`after_gaps`).
 
 #[path = "../support/instant_service.rs"]
 mod instant_service;
+#[path = "../support/paused_io.rs"]
+mod paused_io;
 
 // The `probe` example's measuring modules, tested here against lab servers.
 #[path = "../../examples/probe/measure.rs"]

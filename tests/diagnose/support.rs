@@ -1,7 +1,6 @@
 //! The client under diagnosis, the requests it sends, and the bound that turns a hang into a
 //! failure.
 
-use std::future::Future;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -12,30 +11,29 @@ use hyper_util::rt::TokioExecutor;
 use tower::{BoxError, Layer, ServiceExt};
 use tower_reset::backoff::policy::Rng;
 use tower_reset::diagnose::{Cause, Collector, Report};
-use tower_reset::fresh_connection::policy::Standard;
+use tower_reset::fresh_connection::policy::StandardConnections;
 use tower_reset::lab::{Action, Lab, Match};
 use tower_reset::{FreshConnection, FreshConnectionLayer};
 
-/// No scenario may take longer than this, in virtual time.
-const BOUND: Duration = Duration::from_secs(600);
-
-/// Runs `test` under [`BOUND`], so that a bug fails the test instead of hanging it.
-pub(crate) async fn bounded<F: Future>(test: F) -> F::Output {
-    tokio::time::timeout(BOUND, test)
-        .await
-        .expect("the scenario did not finish in time")
-}
+pub(crate) use crate::paused_io::bounded;
+use crate::paused_io::frozen;
 
 pub(crate) type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
 /// The client under diagnosis: hyper-util under the pooled strategy, with no retry, so that
 /// every failure the server causes reaches the collector once.
-pub(crate) type Diagnosed = FreshConnection<HttpClient, Standard>;
+pub(crate) type Diagnosed = FreshConnection<HttpClient, StandardConnections>;
 
 /// A hyper-util client under `FreshConnectionLayer::new().diagnose(collector)`.
 pub(crate) fn diagnosed(collector: &Collector) -> Diagnosed {
+    diagnosed_with(collector, StandardConnections::new())
+}
+
+/// The same, with the connection policy `policy`.
+pub(crate) fn diagnosed_with(collector: &Collector, policy: StandardConnections) -> Diagnosed {
     let client = Client::builder(TokioExecutor::new()).build_http();
     FreshConnectionLayer::new()
+        .policy(policy)
         .diagnose(collector.clone())
         .layer(client)
 }
@@ -64,12 +62,13 @@ pub(crate) async fn send(
     Ok(())
 }
 
-/// Sends a `GET` after each gap (in milliseconds); returns how many failed.
+/// Sends a `GET` after each gap (in milliseconds); returns how many failed. Each request is
+/// sent [`frozen`]: the server must answer it without a timer (no delay).
 pub(crate) async fn after_gaps(service: &Diagnosed, url: &str, gaps: &[u64]) -> usize {
     let mut failed = 0;
     for gap in gaps {
         tokio::time::sleep(Duration::from_millis(*gap)).await;
-        if send(service, request(url, 0)).await.is_err() {
+        if frozen(send(service, request(url, 0))).await.is_err() {
             failed += 1;
         }
     }

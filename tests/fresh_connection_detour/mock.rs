@@ -11,7 +11,7 @@ use std::time::Duration;
 use tower::{BoxError, Layer, Service, ServiceBuilder, ServiceExt};
 use tower_reset::attempt::{AttemptHistory, AttemptRecord};
 use tower_reset::classify::FailureClass;
-use tower_reset::fresh_connection::policy::Policy;
+use tower_reset::fresh_connection::policy::ConnectionPolicy;
 use tower_reset::fresh_connection::Detour;
 use tower_reset::{FreshConnectionLayer, ResetRetryLayer};
 use tower_test::mock;
@@ -163,7 +163,7 @@ async fn routing_follows_the_previous_failure_not_the_first() {
 #[derive(Debug, Clone)]
 struct CondemnNeverSent;
 
-impl Policy for CondemnNeverSent {
+impl ConnectionPolicy for CondemnNeverSent {
     fn condemns(&self, failure: FailureClass) -> bool {
         failure == FailureClass::NeverSent
     }
@@ -406,5 +406,5 @@ fn debug_shows_both_services_and_the_policy() {
     let (service, _primary, _detour) = detour();
     let debug = format!("{service:?}");
     assert!(debug.starts_with("Detour {"), "{debug}");
-    assert!(debug.contains("policy: Standard"), "{debug}");
+    assert!(debug.contains("policy: StandardConnections"), "{debug}");
 }

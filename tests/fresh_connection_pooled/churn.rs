@@ -12,7 +12,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use tower::util::BoxCloneSyncService;
 use tower::{BoxError, ServiceBuilder, ServiceExt};
-use tower_reset::fresh_connection::policy::Standard;
+use tower_reset::fresh_connection::policy::StandardConnections;
 use tower_reset::lab::{Action, Lab, Match, Reply};
 
 use super::{client, pooled, retry};
@@ -69,7 +69,7 @@ async fn isolated_resets_cost_about_one_connection_each() {
     let stack = ServiceBuilder::new()
         .map_err(BoxError::from)
         .layer(retry(3))
-        .service(pooled(Standard::new()));
+        .service(pooled(StandardConnections::new()));
     // At the same time, so that both meet the same load on the machine.
     let (bare, layered) = tokio::join!(
         opened_per_fault(BoxCloneSyncService::new(bare), requests, concurrency),
@@ -96,7 +96,7 @@ async fn isolated_resets_cost_about_one_connection_each() {
 /// Warms 16 connections, lets the lab forget them all (a NAT that dropped its state), then sends
 /// 64 GETs, 4 at once; returns how many stale connections they met, and how many GETs failed
 /// (after 3 attempts).
-async fn stale_met_after_a_forget(policy: Standard) -> (usize, usize) {
+async fn stale_met_after_a_forget(policy: StandardConnections) -> (usize, usize) {
     let lab = Lab::builder()
         .on(
             Match::path("/warm"),
@@ -146,10 +146,10 @@ async fn stale_met_after_a_forget(policy: Standard) -> (usize, usize) {
 async fn a_peer_that_forgot_every_connection_is_noticed_under_load() {
     let bound = Duration::from_secs(30);
     let (evicting, evicting_failed) =
-        tokio::time::timeout(bound, stale_met_after_a_forget(Standard::new()))
+        tokio::time::timeout(bound, stale_met_after_a_forget(StandardConnections::new()))
             .await
             .expect("the run ends");
-    let never = Standard::builder()
+    let never = StandardConnections::builder()
         .evict_idle_siblings(false)
         .build()
         .expect("a valid policy");

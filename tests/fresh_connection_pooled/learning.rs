@@ -4,8 +4,9 @@
 //!
 //! Paused time is safe with these real sockets: nothing but the test's own sleeps sets a timer
 //! (no idle timer in the lab, which checks its `Idle::Forget` timeout when a request arrives,
-//! and none in a hyper-util client built without one), so the clock moves only while the test
-//! sleeps, and every idle time is exactly the sleep before the request.
+//! and none in a hyper-util client built without one), each run is bounded in real time, and
+//! each request is sent with the clock held still (see `paused_io`), so the clock moves only
+//! while the test sleeps, and every idle time is exactly the sleep before the request.
 
 use std::time::Duration;
 
@@ -14,55 +15,65 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tower::{BoxError, Layer, Service, ServiceBuilder, ServiceExt};
-use tower_reset::fresh_connection::policy::Standard;
+use tower_reset::fresh_connection::policy::StandardConnections;
 use tower_reset::lab::{Action, Idle, Lab, Match};
 use tower_reset::FreshConnectionLayer;
 
 use super::{pooled, retry, HttpClient};
+use crate::paused_io::{bounded, frozen};
 
 fn ms(ms: u64) -> Duration {
     Duration::from_millis(ms)
 }
 
-fn learning() -> Standard {
-    Standard::builder()
+fn learning() -> StandardConnections {
+    StandardConnections::builder()
         .learn_idle_timeout(true)
         .build()
         .expect("a valid policy")
 }
 
 /// Sends one GET per gap, after sleeping that long, and reads each response to its end; returns
-/// the lab's connection count after each request.
+/// the lab's connection count after each request. Bounded in real time; each request is sent
+/// frozen.
 async fn run<S>(service: S, lab: &Lab, gaps: &[Duration]) -> Vec<usize>
 where
     S: Service<http::Request<Full<Bytes>>, Response = http::Response<hyper::body::Incoming>>
         + Clone,
     S::Error: Into<BoxError>,
 {
-    let mut connections = Vec::with_capacity(gaps.len());
-    for gap in gaps {
-        tokio::time::sleep(*gap).await;
-        let request = http::Request::get(lab.url("/"))
-            .body(Full::default())
-            .expect("a valid request");
-        let response = service
-            .clone()
-            .oneshot(request)
-            .await
-            .map_err(Into::into)
-            .expect("the request succeeds");
-        assert_eq!(response.status(), 200);
-        response.into_body().collect().await.expect("the body");
-        connections.push(lab.counts().connections());
-    }
-    connections
+    bounded(async {
+        let mut connections = Vec::with_capacity(gaps.len());
+        for gap in gaps {
+            tokio::time::sleep(*gap).await;
+            let request = http::Request::get(lab.url("/"))
+                .body(Full::default())
+                .expect("a valid request");
+            let status = frozen(async {
+                let response = service
+                    .clone()
+                    .oneshot(request)
+                    .await
+                    .map_err(Into::into)
+                    .expect("the request succeeds");
+                let status = response.status();
+                response.into_body().collect().await.expect("the body");
+                status
+            })
+            .await;
+            assert_eq!(status, 200);
+            connections.push(lab.counts().connections());
+        }
+        connections
+    })
+    .await
 }
 
 /// `ResetRetry` (3 attempts) over the pooled strategy with `policy`, against a lab that
 /// applies `action` to the requests `when` matches, one GET every 300 ms, `requests` of them;
 /// returns the lab's connection count after each request.
 async fn every_300_ms(
-    policy: Standard,
+    policy: StandardConnections,
     when: Match,
     action: Action,
     requests: usize,
@@ -77,8 +88,8 @@ async fn every_300_ms(
 
 /// `ResetRetry` with 3 attempts over the pooled strategy with `policy`.
 fn retrying(
-    policy: Standard,
-) -> tower_reset::ResetRetry<tower_reset::FreshConnection<HttpClient, Standard>> {
+    policy: StandardConnections,
+) -> tower_reset::ResetRetry<tower_reset::FreshConnection<HttpClient, StandardConnections>> {
     ServiceBuilder::new()
         .layer(retry(3))
         .service(pooled(policy))
@@ -116,7 +127,7 @@ async fn a_real_idle_timeout_is_learned_within_two_resets() {
         .into_iter()
         .map(ms)
         .collect();
-    for (policy, resets) in [(learning(), 2), (Standard::new(), 6)] {
+    for (policy, resets) in [(learning(), 2), (StandardConnections::new(), 6)] {
         let lab = Lab::builder()
             .idle_timeout(ms(300), Idle::Forget)
             .start()
@@ -150,7 +161,7 @@ async fn with_no_limit_an_idle_connection_is_kept_for_ever() {
 /// is reused, one idle 601 s is not.
 #[tokio::test(start_paused = true)]
 async fn a_max_idle_longer_than_the_registry_memory_is_exact() {
-    let policy = Standard::builder()
+    let policy = StandardConnections::builder()
         .max_idle(Duration::from_secs(600))
         .build()
         .expect("a valid policy");

@@ -6,11 +6,22 @@
 
 #![cfg(feature = "hyper-util")]
 
+#[cfg(all(feature = "lab", feature = "tracing"))]
+#[path = "../support/captured_events.rs"]
+mod captured_events;
 #[cfg(feature = "lab")]
 mod churn;
 #[cfg(feature = "lab")]
+#[path = "../support/forgetful_lab.rs"]
+mod forgetful_lab;
+#[cfg(feature = "lab")]
 mod learning;
+#[cfg(feature = "lab")]
+#[path = "../support/paused_io.rs"]
+mod paused_io;
 mod server;
+#[cfg(feature = "lab")]
+mod unrepeatable;
 
 use std::time::Duration;
 
@@ -21,7 +32,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tower::{BoxError, Layer, Service, ServiceBuilder, ServiceExt};
 use tower_reset::attempt::AttemptHistory;
-use tower_reset::fresh_connection::policy::{Policy, Standard};
+use tower_reset::fresh_connection::policy::{ConnectionPolicy, StandardConnections};
 use tower_reset::{BackoffLayer, FreshConnection, FreshConnectionLayer, ResetRetryLayer};
 
 use crate::server::{Config, Server};
@@ -48,7 +59,7 @@ fn retry(max_attempts: u32) -> ResetRetryLayer {
         .unwrap()
 }
 
-fn pooled<P: Policy + Clone>(policy: P) -> FreshConnection<HttpClient, P> {
+fn pooled<P: ConnectionPolicy + Clone>(policy: P) -> FreshConnection<HttpClient, P> {
     FreshConnectionLayer::new().policy(policy).layer(client())
 }
 
@@ -92,7 +103,7 @@ async fn after_a_restart_the_retry_goes_out_on_a_new_connection() {
             ..Config::default()
         })
         .await;
-        let fresh = pooled(Standard::new());
+        let fresh = pooled(StandardConnections::new());
         let stack = ServiceBuilder::new()
             .layer(retry(10))
             .layer(BackoffLayer::new())
@@ -170,7 +181,7 @@ const IDLE_TIMEOUT: Duration = Duration::from_millis(300);
 
 /// Runs `gaps` against a server with [`IDLE_TIMEOUT`], through `ResetRetry` over the pooled
 /// strategy with `policy`; returns the server for its counts.
-async fn idle_run(policy: Standard, gaps: &[u64]) -> Server {
+async fn idle_run(policy: StandardConnections, gaps: &[u64]) -> Server {
     let server = Server::start(Config {
         idle_timeout: Some(IDLE_TIMEOUT),
         ..Config::default()
@@ -187,7 +198,7 @@ async fn idle_run(policy: Standard, gaps: &[u64]) -> Server {
 
 #[tokio::test]
 async fn with_max_idle_below_the_peer_timeout_no_request_meets_a_reset() {
-    let policy = Standard::builder()
+    let policy = StandardConnections::builder()
         .max_idle(Duration::from_millis(150))
         .build()
         .unwrap();
@@ -200,7 +211,7 @@ async fn with_max_idle_below_the_peer_timeout_no_request_meets_a_reset() {
 
 #[tokio::test]
 async fn without_max_idle_the_same_run_meets_resets() {
-    let server = idle_run(Standard::new(), &GAPS).await;
+    let server = idle_run(StandardConnections::new(), &GAPS).await;
     assert_eq!(server.resets(), 3, "one reset after each long pause");
 }
 
@@ -208,7 +219,7 @@ async fn without_max_idle_the_same_run_meets_resets() {
 /// the timeout is learned from the second, and no later long pause meets a reset.
 #[tokio::test]
 async fn the_peer_idle_timeout_is_learned_from_the_second_reset() {
-    let policy = Standard::builder()
+    let policy = StandardConnections::builder()
         .learn_idle_timeout(true)
         .build()
         .unwrap();
@@ -226,7 +237,10 @@ async fn the_peer_idle_timeout_is_learned_from_the_second_reset() {
 async fn a_connection_never_carries_more_than_max_requests() {
     tokio::time::timeout(LIMIT, async {
         let server = Server::start(Config::default()).await;
-        let policy = Standard::builder().max_requests(3).build().unwrap();
+        let policy = StandardConnections::builder()
+            .max_requests(3)
+            .build()
+            .unwrap();
         let stack = ServiceBuilder::new()
             .layer(retry(3))
             .service(pooled(policy));
@@ -244,7 +258,10 @@ async fn a_connection_is_retired_at_max_age() {
     tokio::time::timeout(LIMIT, async {
         let server = Server::start(Config::default()).await;
         let max_age = Duration::from_millis(300);
-        let policy = Standard::builder().max_age(max_age).build().unwrap();
+        let policy = StandardConnections::builder()
+            .max_age(max_age)
+            .build()
+            .unwrap();
         let stack = ServiceBuilder::new()
             .layer(retry(3))
             .service(pooled(policy));
@@ -279,7 +296,7 @@ async fn error_responses_do_not_retire_the_connection() {
             ..Config::default()
         })
         .await;
-        let fresh = pooled(Standard::new());
+        let fresh = pooled(StandardConnections::new());
         let stack = ServiceBuilder::new().layer(retry(3)).service(fresh.clone());
         for _ in 0..5 {
             let response = stack.clone().oneshot(get(&server)).await.unwrap();

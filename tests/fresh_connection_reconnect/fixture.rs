@@ -10,7 +10,7 @@ use std::io;
 use std::task::Poll;
 
 use tower::{BoxError, Layer, Service};
-use tower_reset::fresh_connection::policy::{Policy, Standard};
+use tower_reset::fresh_connection::policy::{ConnectionPolicy, StandardConnections};
 use tower_reset::fresh_connection::Reconnect;
 use tower_reset::FreshConnectionLayer;
 use tower_test::mock;
@@ -58,11 +58,11 @@ impl fmt::Display for AppError {
 
 impl std::error::Error for AppError {}
 
-/// A policy whose limits are all zero, which `Standard`'s builder refuses.
+/// A policy whose limits are all zero, which `StandardConnections`'s builder refuses.
 #[derive(Debug, Clone)]
 pub(crate) struct ZeroLimits;
 
-impl Policy for ZeroLimits {
+impl ConnectionPolicy for ZeroLimits {
     fn max_age(&self) -> Option<std::time::Duration> {
         Some(std::time::Duration::ZERO)
     }
@@ -78,13 +78,13 @@ impl Policy for ZeroLimits {
 #[derive(Debug, Clone)]
 pub(crate) struct CondemnsNothing;
 
-impl Policy for CondemnsNothing {
+impl ConnectionPolicy for CondemnsNothing {
     fn condemns(&self, _: tower_reset::classify::FailureClass) -> bool {
         false
     }
 }
 
-pub(crate) struct Fixture<F = Standard> {
+pub(crate) struct Fixture<F = StandardConnections> {
     pub(crate) service: mock::Spawn<Reconnect<Maker, &'static str, F>>,
     pub(crate) maker: mock::Handle<&'static str, Conn>,
     /// The handle of every connection made, in order.
@@ -95,13 +95,13 @@ pub(crate) struct Fixture<F = Standard> {
 
 impl Fixture {
     pub(crate) fn new() -> Self {
-        Self::with_policy(Standard::new())
+        Self::with_policy(StandardConnections::new())
     }
 }
 
 impl<F> Fixture<F>
 where
-    F: Policy + Clone,
+    F: ConnectionPolicy + Clone,
 {
     pub(crate) fn with_policy(policy: F) -> Self {
         let (maker, handle) = mock::pair();

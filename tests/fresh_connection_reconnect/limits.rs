@@ -5,13 +5,16 @@ use std::io;
 use std::time::Duration;
 
 use tokio::time::advance;
-use tower_reset::fresh_connection::policy::Standard;
+use tower_reset::fresh_connection::policy::StandardConnections;
 
 use crate::fixture::*;
 
 #[tokio::test(start_paused = true)]
 async fn max_requests_makes_one_new_connection_after_n_calls() {
-    let policy = Standard::builder().max_requests(3).build().unwrap();
+    let policy = StandardConnections::builder()
+        .max_requests(3)
+        .build()
+        .unwrap();
     let mut fixture = Fixture::with_policy(policy);
     let mut served = Vec::new();
     for _ in 0..7 {
@@ -23,7 +26,10 @@ async fn max_requests_makes_one_new_connection_after_n_calls() {
 
 #[tokio::test(start_paused = true)]
 async fn failed_requests_count_against_max_requests() {
-    let policy = Standard::builder().max_requests(2).build().unwrap();
+    let policy = StandardConnections::builder()
+        .max_requests(2)
+        .build()
+        .unwrap();
     let mut fixture = Fixture::with_policy(policy);
     let (connection, result) = fixture.send(Fail(io::ErrorKind::TimedOut)).await;
     assert_eq!(connection, 0);
@@ -35,7 +41,7 @@ async fn failed_requests_count_against_max_requests() {
 
 #[tokio::test(start_paused = true)]
 async fn max_age_counts_from_when_the_connection_was_made() {
-    let policy = Standard::builder()
+    let policy = StandardConnections::builder()
         .max_age(Duration::from_secs(60))
         .build()
         .unwrap();
@@ -62,7 +68,7 @@ async fn max_age_counts_from_when_the_connection_was_made() {
 
 #[tokio::test(start_paused = true)]
 async fn max_idle_counts_from_the_last_response() {
-    let policy = Standard::builder()
+    let policy = StandardConnections::builder()
         .max_idle(Duration::from_secs(10))
         .build()
         .unwrap();
@@ -80,7 +86,7 @@ async fn max_idle_counts_from_the_last_response() {
 
 #[tokio::test(start_paused = true)]
 async fn max_idle_applies_to_a_connection_that_never_carried_a_request() {
-    let policy = Standard::builder()
+    let policy = StandardConnections::builder()
         .max_idle(Duration::from_secs(10))
         .build()
         .unwrap();
@@ -94,7 +100,7 @@ async fn max_idle_applies_to_a_connection_that_never_carried_a_request() {
 
 #[tokio::test(start_paused = true)]
 async fn a_connection_with_a_request_in_flight_is_not_idle() {
-    let policy = Standard::builder()
+    let policy = StandardConnections::builder()
         .max_idle(Duration::from_secs(10))
         .build()
         .unwrap();
@@ -116,7 +122,7 @@ async fn a_connection_with_a_request_in_flight_is_not_idle() {
 
 #[tokio::test(start_paused = true)]
 async fn a_dropped_response_future_ends_its_request() {
-    let policy = Standard::builder()
+    let policy = StandardConnections::builder()
         .max_idle(Duration::from_secs(10))
         .build()
         .unwrap();
@@ -137,7 +143,7 @@ async fn a_dropped_response_future_ends_its_request() {
 
 #[tokio::test(start_paused = true)]
 async fn limits_are_checked_before_the_connection_is_used_not_after() {
-    let policy = Standard::builder()
+    let policy = StandardConnections::builder()
         .max_age(Duration::from_secs(60))
         .build()
         .unwrap();
@@ -167,4 +173,26 @@ async fn zero_limits_give_each_request_a_new_connection_without_a_reconnect_loop
     }
     assert_eq!(served, [0, 1, 2]);
     assert_eq!(fixture.connects(), 3);
+}
+
+/// Code written against the old names of the policy items still compiles and gets the same
+/// policy.
+#[test]
+#[allow(deprecated)]
+fn the_old_policy_names_still_work() {
+    use tower_reset::fresh_connection::policy::{Policy, Standard, StandardBuilder};
+
+    fn max_requests<P: Policy>(policy: &P) -> Option<u32> {
+        policy.max_requests()
+    }
+    let builder: StandardBuilder = Standard::builder().max_requests(2);
+    let policy: Standard = builder.build().unwrap();
+    assert_eq!(max_requests(&policy), Some(2));
+    assert_eq!(
+        policy,
+        StandardConnections::builder()
+            .max_requests(2)
+            .build()
+            .unwrap()
+    );
 }

@@ -23,7 +23,7 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tower::{BoxError, Service, ServiceBuilder, ServiceExt};
-use tower_reset::fresh_connection::policy::Standard;
+use tower_reset::fresh_connection::policy::StandardConnections;
 use tower_reset::{FreshConnectionLayer, ResetRetryLayer};
 
 use crate::reset_server::{Behaviour, ResetServer};
@@ -86,7 +86,7 @@ fn maker(
 /// `ResetRetryLayer::new()` over a buffer over `FreshConnectionLayer::reconnect(addr)`.
 fn stack(
     addr: SocketAddr,
-    policy: Standard,
+    policy: StandardConnections,
     calls: Arc<AtomicUsize>,
 ) -> impl Service<Request, Response = Response, Error = BoxError> + Clone {
     ServiceBuilder::new()
@@ -130,7 +130,7 @@ async fn a_reset_get_succeeds_on_a_new_connection_which_later_requests_reuse() {
     with_timeout(async {
         let server = ResetServer::start(vec![Behaviour::ResetAfterHead]);
         let calls = Arc::new(AtomicUsize::new(0));
-        let mut service = stack(server.addr(), Standard::new(), calls.clone());
+        let mut service = stack(server.addr(), StandardConnections::new(), calls.clone());
 
         let (status, body) = send(&mut service, get(&server)).await.unwrap();
         assert_eq!((status, &body[..]), (200, &b"ok"[..]));
@@ -161,7 +161,7 @@ async fn a_reset_post_is_not_sent_again_but_the_connection_is_replaced() {
     with_timeout(async {
         let server = ResetServer::start(vec![Behaviour::ResetAfterHead]);
         let calls = Arc::new(AtomicUsize::new(0));
-        let mut service = stack(server.addr(), Standard::new(), calls.clone());
+        let mut service = stack(server.addr(), StandardConnections::new(), calls.clone());
 
         let error = send(&mut service, post(&server)).await.unwrap_err();
         assert!(
@@ -182,7 +182,10 @@ async fn max_requests_replaces_the_connection_over_real_sockets() {
     with_timeout(async {
         let server = ResetServer::start(vec![]);
         let calls = Arc::new(AtomicUsize::new(0));
-        let policy = Standard::builder().max_requests(2).build().unwrap();
+        let policy = StandardConnections::builder()
+            .max_requests(2)
+            .build()
+            .unwrap();
         let mut service = stack(server.addr(), policy, calls.clone());
 
         for _ in 0..5 {
@@ -201,7 +204,7 @@ async fn a_connection_the_server_closed_is_replaced_without_a_failed_request() {
         // response is read, and the connection service is left holding a closed connection.
         let server = ResetServer::start(vec![]);
         let calls = Arc::new(AtomicUsize::new(0));
-        let mut service = stack(server.addr(), Standard::new(), calls.clone());
+        let mut service = stack(server.addr(), StandardConnections::new(), calls.clone());
 
         let mut request = get(&server);
         request

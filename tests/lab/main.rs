@@ -6,5 +6,7 @@ mod error_chain;
 mod events;
 mod http1;
 mod http2;
+#[path = "../support/paused_io.rs"]
+mod paused_io;
 mod script;
 mod support;

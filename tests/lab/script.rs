@@ -3,6 +3,7 @@
 use http::{HeaderName, HeaderValue, Method, StatusCode};
 use tower_reset::lab::{Action, Lab, Match, Reply};
 
+use crate::paused_io;
 use crate::support::{bounded, http1_client, request, send};
 
 fn status(code: u16) -> Reply {
@@ -216,9 +217,11 @@ async fn a_wrong_script_is_refused_at_start() {
 
 /// A server that cuts connections past a maximum age: requests on a connection accepted 100 ms
 /// ago or more get the rule's action, on a newer connection they do not.
+/// In paused time, so that the ages are exact: bounded in real time, and each request sent
+/// with the clock held still (see `paused_io`).
 #[tokio::test(start_paused = true)]
 async fn connection_older_than_picks_requests_by_the_age_of_their_connection() {
-    bounded(async {
+    paused_io::bounded(async {
         let lab = Lab::builder()
             .on(
                 Match::connection_older_than(std::time::Duration::from_millis(100)),
@@ -235,9 +238,10 @@ async fn connection_older_than_picks_requests_by_the_age_of_their_connection() {
         let mut got = Vec::new();
         for (wait, id) in [(0, "a"), (60, "b"), (60, "c")] {
             tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
-            let response = send(&client, request(Method::GET, &lab.url("/"), id))
-                .await
-                .unwrap();
+            let response =
+                paused_io::frozen(send(&client, request(Method::GET, &lab.url("/"), id)))
+                    .await
+                    .unwrap();
             got.push(response.status.as_u16());
         }
         assert_eq!(

@@ -45,7 +45,14 @@ impl Capture {
     }
 
     /// Runs `f` with this subscriber as the thread's default.
+    ///
+    /// A second subscriber that enables everything is registered for as long, because of how
+    /// `tracing` caches a callsite's interest: while a single subscriber is registered, a
+    /// callsite first reached on *another* thread (a test running beside this one, with no
+    /// subscriber) is cached as uninteresting, and this thread's events at that callsite are
+    /// lost. With two registered, every thread asks both.
     pub(crate) fn run<T>(&self, f: impl FnOnce() -> T) -> T {
+        let _witness = tracing::Dispatch::new(Capture::default());
         tracing::subscriber::with_default(self.clone(), f)
     }
 }

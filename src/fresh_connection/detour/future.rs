@@ -3,28 +3,36 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use pin_project_lite::pin_project;
+use tokio::time::Instant;
 use tower_service::Service;
+
+use super::hosts::{Ended, Start};
+use super::Shared;
+use crate::classify::{ClassifyError, StandardClassifier};
+use crate::fresh_connection::host::Host;
+use crate::fresh_connection::policy::{condemning_failure, ConnectionPolicy, StandardConnections};
 
 pin_project! {
     /// The response future of [`Detour`](super::Detour).
-    pub struct DetourFuture<Fut, D, Req>
+    pub struct DetourFuture<Fut, D, Req, F = StandardConnections>
     where
         D: Service<Req>,
     {
         #[pin]
-        state: State<Fut, D, D::Future, Req>,
+        state: State<Fut, D, D::Future, Req, F>,
     }
 }
 
 pin_project! {
     #[project = StateProj]
     #[project_replace = StateReplace]
-    enum State<Fut, D, DFut, Req> {
-        // The request went to the primary service.
-        Primary { #[pin] future: Fut },
+    enum State<Fut, D, DFut, Req, F> {
+        // The request went to the primary service, watched when the host's record is kept.
+        Primary { #[pin] future: Fut, watch: Option<Watch<F>> },
         // The request waits for the detour service to be ready.
         DetourPending { detour: D, request: Req },
         // The request went to the detour service.
@@ -34,13 +42,50 @@ pin_project! {
     }
 }
 
-impl<Fut, D, Req> DetourFuture<Fut, D, Req>
+/// A request in flight through the primary, whose end the host's record learns from; a
+/// request dropped before it ended is counted out too.
+pub(super) struct Watch<F> {
+    shared: Arc<Shared<F>>,
+    host: Host,
+    start: Start,
+    ended: bool,
+}
+
+impl<F> Watch<F> {
+    pub(super) fn new(shared: Arc<Shared<F>>, host: Host, start: Start) -> Self {
+        Self {
+            shared,
+            host,
+            start,
+            ended: false,
+        }
+    }
+
+    fn end(mut self, ended: Ended) {
+        self.ended = true;
+        self.shared
+            .hosts
+            .ended(&self.host, self.start, Instant::now(), ended);
+    }
+}
+
+impl<F> Drop for Watch<F> {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.shared
+                .hosts
+                .ended(&self.host, self.start, Instant::now(), Ended::Other);
+        }
+    }
+}
+
+impl<Fut, D, Req, F> DetourFuture<Fut, D, Req, F>
 where
     D: Service<Req>,
 {
-    pub(super) fn primary(future: Fut) -> Self {
+    pub(super) fn primary(future: Fut, watch: Option<Watch<F>>) -> Self {
         Self {
-            state: State::Primary { future },
+            state: State::Primary { future, watch },
         }
     }
 
@@ -51,11 +96,13 @@ where
     }
 }
 
-impl<Fut, D, Req, T, E> Future for DetourFuture<Fut, D, Req>
+impl<Fut, D, Req, F, T, E> Future for DetourFuture<Fut, D, Req, F>
 where
     Fut: Future<Output = Result<T, E>>,
     D: Service<Req, Response = T>,
     D::Error: Into<E>,
+    F: ConnectionPolicy,
+    StandardClassifier: ClassifyError<E>,
 {
     type Output = Result<T, E>;
 
@@ -63,7 +110,20 @@ where
         let mut state = self.project().state;
         loop {
             match state.as_mut().project() {
-                StateProj::Primary { future } => return future.poll(cx),
+                StateProj::Primary { future, watch } => {
+                    let result = ready!(future.poll(cx));
+                    if let Some(watch) = watch.take() {
+                        let ended = match &result {
+                            Ok(_) => Ended::Worked,
+                            Err(error) => match condemning_failure(&watch.shared.policy, error) {
+                                Some(_) => Ended::Condemned,
+                                None => Ended::Other,
+                            },
+                        };
+                        watch.end(ended);
+                    }
+                    return Poll::Ready(result);
+                }
                 StateProj::Detour { future } => {
                     return future.poll(cx).map_err(Into::into);
                 }
@@ -91,7 +151,7 @@ where
     }
 }
 
-impl<Fut, D, Req> fmt::Debug for DetourFuture<Fut, D, Req>
+impl<Fut, D, Req, F> fmt::Debug for DetourFuture<Fut, D, Req, F>
 where
     D: Service<Req>,
 {

@@ -1,12 +1,16 @@
+use std::fmt;
 use std::time::Duration;
 
-use super::Policy;
+use super::ConnectionPolicy;
+use crate::attempt::AttemptRequest;
 use crate::classify::FailureClass;
+use crate::reset_retry::policy::Idempotent;
 use crate::ConfigError;
 
 /// The standard connection policy: a reset condemns its connection (and, when the peer seems to
-/// have dropped idle connections, the idle siblings that have been idle as long), plus the
-/// limits you set: none until you set one.
+/// have dropped idle connections, the idle siblings that have been idle as long), requests that
+/// are not safe to repeat are kept off connections likely to be stale, plus the limits you set:
+/// none until you set one.
 ///
 /// # Examples
 ///
@@ -15,9 +19,9 @@ use crate::ConfigError;
 ///
 /// ```
 /// use std::time::Duration;
-/// use tower_reset::fresh_connection::policy::Standard;
+/// use tower_reset::fresh_connection::policy::StandardConnections;
 ///
-/// let policy = Standard::builder()
+/// let policy = StandardConnections::builder()
 ///     .max_idle(Duration::from_secs(50))
 ///     .max_age(Duration::from_secs(300))
 ///     .max_requests(1000)
@@ -26,7 +30,7 @@ use crate::ConfigError;
 /// # Ok::<(), tower_reset::ConfigError>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Standard {
+pub struct StandardConnections {
     /// The failure classes that condemn a connection, one bit each ([`class_bit`]).
     condemned: u8,
     max_age: Option<Duration>,
@@ -34,9 +38,40 @@ pub struct Standard {
     max_requests: Option<u32>,
     evict_idle_siblings: bool,
     learn_idle_timeout: bool,
+    protect_unrepeatable: bool,
+    safe_to_repeat: SafeToRepeat,
 }
 
-impl Standard {
+/// How [`StandardConnections`] judges whether a request is safe to repeat: a function, compared
+/// by address (two policies built with the same function are equal).
+#[derive(Clone, Copy)]
+struct SafeToRepeat(fn(&dyn AttemptRequest) -> bool);
+
+/// The default judge: [`Idempotent::is_idempotent`].
+fn idempotent(request: &dyn AttemptRequest) -> bool {
+    Idempotent::is_idempotent(request)
+}
+
+impl PartialEq for SafeToRepeat {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::fn_addr_eq(self.0, other.0)
+    }
+}
+
+impl Eq for SafeToRepeat {}
+
+impl fmt::Debug for SafeToRepeat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let idempotent: fn(&dyn AttemptRequest) -> bool = idempotent;
+        if *self == SafeToRepeat(idempotent) {
+            f.write_str("Idempotent::is_idempotent")
+        } else {
+            f.write_str("a function of yours")
+        }
+    }
+}
+
+impl StandardConnections {
     /// The standard policy with no limits.
     pub const fn new() -> Self {
         Self {
@@ -46,24 +81,26 @@ impl Standard {
             max_requests: None,
             evict_idle_siblings: true,
             learn_idle_timeout: false,
+            protect_unrepeatable: true,
+            safe_to_repeat: SafeToRepeat(idempotent),
         }
     }
 
-    /// A builder that starts from [`Standard::new`].
-    pub const fn builder() -> StandardBuilder {
-        StandardBuilder {
+    /// A builder that starts from [`StandardConnections::new`].
+    pub const fn builder() -> StandardConnectionsBuilder {
+        StandardConnectionsBuilder {
             policy: Self::new(),
         }
     }
 }
 
-impl Default for Standard {
+impl Default for StandardConnections {
     fn default() -> Self {
         Self::new()
     }
 }
 
-/// The bit of a failure class in [`Standard`]'s set of condemning classes.
+/// The bit of a failure class in [`StandardConnections`]'s set of condemning classes.
 const fn class_bit(failure: FailureClass) -> u8 {
     match failure {
         FailureClass::NeverSent => 1,
@@ -74,7 +111,7 @@ const fn class_bit(failure: FailureClass) -> u8 {
     }
 }
 
-impl Policy for Standard {
+impl ConnectionPolicy for StandardConnections {
     fn condemns(&self, failure: FailureClass) -> bool {
         self.condemned & class_bit(failure) != 0
     }
@@ -93,15 +130,22 @@ impl Policy for Standard {
     fn learn_idle_timeout(&self) -> bool {
         self.learn_idle_timeout
     }
+    fn protect_unrepeatable(&self) -> bool {
+        self.protect_unrepeatable
+    }
+    fn is_safe_to_repeat(&self, request: &dyn AttemptRequest) -> bool {
+        (self.safe_to_repeat.0)(request)
+    }
 }
 
-/// Builds a [`Standard`] policy, checking its limits; see [`Standard::builder`].
+/// Builds a [`StandardConnections`] policy, checking its limits; see
+/// [`StandardConnections::builder`].
 #[derive(Debug, Clone, Copy)]
-pub struct StandardBuilder {
-    policy: Standard,
+pub struct StandardConnectionsBuilder {
+    policy: StandardConnections,
 }
 
-impl StandardBuilder {
+impl StandardConnectionsBuilder {
     /// Also condemns the connection a failure of this class happened on. Defaults to
     /// [`FailureClass::UnknownOutcome`] only (a reset or an unexpected close).
     ///
@@ -115,9 +159,9 @@ impl StandardBuilder {
     ///
     /// ```
     /// use tower_reset::classify::FailureClass;
-    /// use tower_reset::fresh_connection::policy::{Policy, Standard};
+    /// use tower_reset::fresh_connection::policy::{ConnectionPolicy, StandardConnections};
     ///
-    /// let policy = Standard::builder()
+    /// let policy = StandardConnections::builder()
     ///     .condemn(FailureClass::NeverSent)
     ///     .condemn(FailureClass::Refused)
     ///     .build()?;
@@ -152,16 +196,55 @@ impl StandardBuilder {
 
     /// Whether a reset also retires idle connections to the same host idle at least as long,
     /// when the peer seems to have dropped idle connections (see
-    /// [`Policy::evict_idle_siblings`]). Defaults to `true`.
+    /// [`ConnectionPolicy::evict_idle_siblings`]). Defaults to `true`.
     pub const fn evict_idle_siblings(mut self, evict: bool) -> Self {
         self.policy.evict_idle_siblings = evict;
         self
     }
 
     /// Whether to learn the peer's idle timeout from repeated resets (see
-    /// [`Policy::learn_idle_timeout`]). Defaults to `false`.
+    /// [`ConnectionPolicy::learn_idle_timeout`]). Defaults to `false`.
     pub const fn learn_idle_timeout(mut self, learn: bool) -> Self {
         self.policy.learn_idle_timeout = learn;
+        self
+    }
+
+    /// Whether a request that is not safe to repeat is kept off connections likely to be stale
+    /// (see [`ConnectionPolicy::protect_unrepeatable`]). Defaults to `true`.
+    pub const fn protect_unrepeatable(mut self, protect: bool) -> Self {
+        self.policy.protect_unrepeatable = protect;
+        self
+    }
+
+    /// How to judge whether a request is safe to repeat (see
+    /// [`ConnectionPolicy::is_safe_to_repeat`]). Defaults to [`Idempotent::is_idempotent`].
+    ///
+    /// # Examples
+    ///
+    /// Your server deduplicates `POST /v1/charges` by its `x-charge-key`, and your retry policy
+    /// retries them: such a request needs no protection from stale connections either.
+    ///
+    /// ```
+    /// use tower_reset::attempt::AttemptRequest;
+    /// use tower_reset::fresh_connection::policy::{ConnectionPolicy, StandardConnections};
+    /// use tower_reset::reset_retry::policy::Idempotent;
+    ///
+    /// fn deduplicated(request: &dyn AttemptRequest) -> bool {
+    ///     Idempotent::is_idempotent(request) || request.headers().contains_key("x-charge-key")
+    /// }
+    ///
+    /// let policy = StandardConnections::builder()
+    ///     .safe_to_repeat(deduplicated)
+    ///     .build()?;
+    /// let charge = http::Request::post("/v1/charges")
+    ///     .header("x-charge-key", "c-1")
+    ///     .body(())?;
+    /// assert!(policy.is_safe_to_repeat(&charge));
+    /// assert!(!policy.is_safe_to_repeat(&http::Request::post("/v1/orders").body(())?));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub const fn safe_to_repeat(mut self, judge: fn(&dyn AttemptRequest) -> bool) -> Self {
+        self.policy.safe_to_repeat = SafeToRepeat(judge);
         self
     }
 
@@ -170,7 +253,7 @@ impl StandardBuilder {
     /// # Errors
     ///
     /// A [`ConfigError`] when a duration is zero or `max_requests` is 0.
-    pub fn build(self) -> Result<Standard, ConfigError> {
+    pub fn build(self) -> Result<StandardConnections, ConfigError> {
         if self.policy.max_age == Some(Duration::ZERO) {
             return Err(ConfigError::new(
                 "max_age",

@@ -1,6 +1,5 @@
 //! The pooled strategy, for hyper-util's legacy `Client`.
 
-mod idle_evidence;
 mod registry;
 
 use std::fmt;
@@ -19,10 +18,10 @@ use tower_service::Service;
 
 use self::registry::{ConnectionId, Host, Registry};
 use super::layer::{FreshConnectionLayer, Pooled};
-use super::policy::{Policy, Standard};
+use super::policy::{ConnectionPolicy, StandardConnections};
 use crate::classify::{ClassifyError, StandardClassifier};
 use crate::diagnose::{self, Collector, ConnectionUse, Recorder, Watch};
-use crate::trace::event;
+use crate::trace::{self, event};
 
 /// Keeps hyper-util's pool free of stale connections; made by [`FreshConnectionLayer::new`].
 ///
@@ -32,7 +31,7 @@ use crate::trace::event;
 ///
 /// After a failure the policy condemns on a connection that had been idle in the pool, the idle
 /// connections to the same host that have been idle at least as long are retired with it
-/// ([`Policy::evict_idle_siblings`]) when the failure looks like the peer dropping idle
+/// ([`ConnectionPolicy::evict_idle_siblings`]) when the failure looks like the peer dropping idle
 /// connections (a restart, a NAT or load balancer that forgot or timed out its connections),
 /// that is when:
 ///
@@ -49,26 +48,56 @@ use crate::trace::event;
 ///
 /// # Learning the idle timeout
 ///
-/// With [`Policy::learn_idle_timeout`], a reset after an idle time of at least 200 ms is taken
-/// as evidence of an idle timeout below it, and a reused connection that worked after an idle
+/// With [`ConnectionPolicy::learn_idle_timeout`], a reset after an idle time of at least 200 ms is
+/// taken as evidence of an idle timeout below it, and a reused connection that worked after an idle
 /// time `s` as evidence against any reset after up to `s` plus a quarter (which it cancels). A
 /// limit is learned from two resets that nothing contradicts: half the shortest, or the longest
 /// idle time known to work when that is longer. So one isolated reset teaches nothing. Once the
 /// learned limit has retired 16 connections, one connection past it is left to be reused, which
-/// tests the limit: if it works, the resets it contradicts are cancelled (the limit rises or
-/// goes), and if it is reset, the limit stays.
+/// tests the limit: if it works, the resets it contradicts are cancelled (the limit rises or goes),
+/// and if it is reset, the limit stays.
+///
+/// # Requests not safe to repeat
+///
+/// A request that is not safe to repeat ([`ConnectionPolicy::is_safe_to_repeat`]: by default a
+/// method that is not idempotent, without an `Idempotency-Key`) cannot be retried if its
+/// connection turns out to be stale, since it may have been processed. So, with
+/// [`ConnectionPolicy::protect_unrepeatable`] (the default), once a reused connection to the
+/// host has been reset after sitting idle for a time `t` of at least 200 ms, such a request
+/// does not get a connection idle for half of `t` or more (or, when it is longer, for the
+/// longest idle time after which a reused connection is known to have worked, or more): those
+/// connections are retired before it checks one out, and it goes out on a connection used more
+/// recently, or on a new one. One reset is evidence enough here (learning waits for two, since
+/// its limit applies to every request). Requests safe to repeat keep
+/// reusing those connections: if one is stale they are retried, and if it works it contradicts
+/// the evidence (as for learning, a success after an idle time `s` cancels the resets after up
+/// to `s` plus a quarter). The evidence lasts 10 minutes after the host's last such reset, so
+/// that an isolated reset does not cost such requests a new connection each for ever. With no
+/// such reset nothing changes: no connection is retired, none is opened.
+///
+/// What it cannot do: hyper-util's pool cannot skip a connection for one request only, so the
+/// connections retired for such a request are gone for the requests after it too (they were
+/// likely stale). The registry counts a connection idle from its last response head, so the
+/// connection of a request still in flight can be taken for an idle one and retired with them
+/// (it closes once that request ends). And the first stale failure, the one that gives the
+/// evidence, still happens.
+///
+/// With learning, the connection left past a learned limit to test it is only ever given to a
+/// request safe to repeat.
 ///
 /// # What it forgets
 ///
-/// A connection idle for 5 minutes (or for the policy's [`max_idle`](Policy::max_idle), when
-/// that is longer) is forgotten, so that the connections the pool has long dropped are not
-/// tracked for ever; at most 4096 connections and 1024 hosts are tracked. Forgetting a
-/// connection does not retire it unless a limit of the policy says so: with no limit, a
-/// connection idle for an hour is reused as the pool would reuse it without this layer (and as
-/// long as hyper-util's own `pool_idle_timeout` allows). A forgotten connection that is used
-/// again is tracked afresh: its [`max_age`](Policy::max_age) and
-/// [`max_requests`](Policy::max_requests) count from that request.
-pub struct FreshConnection<S, F = Standard> {
+/// A connection idle for 5 minutes (or for the policy's [`max_idle`](ConnectionPolicy::max_idle),
+/// when that is longer) is forgotten, so that the connections the pool has long dropped are not
+/// tracked for ever; at most 4096 connections and 1024 hosts are tracked. Forgetting a connection
+/// does not retire it unless a limit of the policy says so, or the evidence says its host's
+/// connections are likely stale after as long (see above; once forgotten, it could no longer be
+/// kept from a request not safe to repeat): with no limit and no such evidence, a connection idle
+/// for an hour is reused as the pool would reuse it without this layer (and as long as hyper-util's
+/// own `pool_idle_timeout` allows). A forgotten connection that is used again is tracked afresh:
+/// its [`max_age`](ConnectionPolicy::max_age) and [`max_requests`](ConnectionPolicy::max_requests)
+/// count from that request.
+pub struct FreshConnection<S, F = StandardConnections> {
     inner: S,
     shared: Arc<Shared<F>>,
     recorder: Option<Recorder>,
@@ -135,7 +164,7 @@ where
     S: Service<http::Request<B>, Response = http::Response<R>>,
     B: http_body::Body,
     StandardClassifier: ClassifyError<S::Error>,
-    F: Policy,
+    F: ConnectionPolicy,
 {
     type Response = S::Response;
     type Error = S::Error;
@@ -148,9 +177,23 @@ where
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         let started = Instant::now();
         let host = Host::of(request.uri());
-        self.shared
+        let policy = &self.shared.policy;
+        let repeatable = policy.is_safe_to_repeat(&request);
+        let retired = self
+            .shared
             .registry()
-            .retire_before_checkout(&host, started, &self.shared.policy);
+            .retire_before_checkout(&host, started, policy, repeatable);
+        if retired.for_unrepeatable > 0 {
+            event!(
+                debug,
+                target: trace::CONNECTION,
+                method = %request.method(),
+                uri = %request.uri(),
+                retired = retired.for_unrepeatable,
+                stale_after_ms = retired.stale_after.map_or(0, |stale| stale.as_millis()),
+                "idle connections retired before a request not safe to repeat"
+            );
+        }
         let capture = capture_connection(&mut request);
         let watch = self.recorder.as_mut().map(|recorder| {
             let body = http_body::Body::size_hint(request.body()).exact();
@@ -206,7 +249,7 @@ impl<Fut, F, R, E> Future for ResponseFuture<Fut, F>
 where
     Fut: Future<Output = Result<http::Response<R>, E>>,
     StandardClassifier: ClassifyError<E>,
-    F: Policy,
+    F: ConnectionPolicy,
 {
     type Output = Fut::Output;
 
@@ -220,7 +263,7 @@ where
     }
 }
 
-impl<F: Policy> Tracking<F> {
+impl<F: ConnectionPolicy> Tracking<F> {
     fn record<R, E>(mut self, result: &Result<http::Response<R>, E>)
     where
         StandardClassifier: ClassifyError<E>,
@@ -247,8 +290,13 @@ impl<F: Policy> Tracking<F> {
                     .as_ref()
                     .and_then(|_| registry.facts(id, self.started));
                 registry.completed(id, &self.host, &self.capture, self.started, now, policy);
+                let learned = (self.watch.is_some() && policy.learn_idle_timeout())
+                    .then(|| registry.learned_idle(&self.host, policy));
                 drop(registry);
                 if let Some(watch) = self.watch.take() {
+                    if let Some(learned) = learned {
+                        watch.learned(learned);
+                    }
                     watch.succeeded(facts);
                 }
             }
@@ -264,24 +312,32 @@ impl<F: Policy> Tracking<F> {
                         connection_id(connected)
                     })
                 };
-                if let (Some(class), Some(watch)) = (class, self.watch.take()) {
-                    watch.failed(class, self.connection_use(id));
-                }
-                // Without a connection (the request never got one) there is none to condemn.
-                let (Some(failure), Some(id)) = (failure, id) else {
-                    return;
+                // The connection's facts, read before the registry lets go of it.
+                let diagnosis = match (class, self.watch.take()) {
+                    (Some(class), Some(watch)) => Some((class, watch, self.connection_use(id))),
+                    _ => None,
                 };
-                self.ended = true;
-                let retired =
-                    self.shared
-                        .registry()
-                        .condemned(id, &self.host, self.started, policy);
-                event!(
-                    info,
-                    %failure,
-                    idle_siblings_retired = retired,
-                    "connection condemned and poisoned"
-                );
+                // Without a connection (the request never got one) there is none to condemn.
+                if let (Some(failure), Some(id)) = (failure, id) {
+                    self.ended = true;
+                    let retired =
+                        self.shared
+                            .registry()
+                            .condemned(id, &self.host, self.started, policy);
+                    event!(
+                        info,
+                        target: trace::CONNECTION,
+                        %failure,
+                        idle_siblings_retired = retired,
+                        "connection condemned and poisoned"
+                    );
+                }
+                if let Some((class, watch, connection)) = diagnosis {
+                    if policy.learn_idle_timeout() {
+                        watch.learned(self.shared.registry().learned_idle(&self.host, policy));
+                    }
+                    watch.failed(class, connection);
+                }
             }
         }
     }

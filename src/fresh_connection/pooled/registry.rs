@@ -14,12 +14,13 @@
 //!
 //! # Forgetting
 //!
-//! A connection idle for 5 minutes ([`FORGET_AFTER`]), or for the policy's `max_idle` when that
-//! is longer, is forgotten: its entry goes, so that the entries of connections the pool has
-//! long dropped do not pile up. Forgetting does not retire the connection (unless a limit of the
-//! policy says so): with no limit set, a connection idle for an hour is reused as the pool would
-//! reuse it without this layer. If a forgotten connection is used again it is tracked afresh,
-//! its age and request count starting from that request.
+//! A connection idle for 5 minutes ([`FORGET_AFTER`]), or for the policy's `max_idle` when that is
+//! longer, is forgotten: its entry goes, so that the entries of connections the pool has long
+//! dropped do not pile up. Forgetting does not retire the connection (unless a limit of the policy
+//! says so, or its host's connections are likely stale after as long: see [`Peer::stale_after`]):
+//! with no limit set, a connection idle for an hour is reused as the pool would reuse it without
+//! this layer. If a forgotten connection is used again it is tracked afresh, its age and request
+//! count starting from that request.
 //!
 //! # Evidence that the peer dropped idle connections
 //!
@@ -42,33 +43,24 @@
 //! The siblings retired are those idle at least as long as the failed one. Under isolated
 //! resets among concurrent requests none of these holds, and each reset costs one new
 //! connection, as it does without this layer.
+//!
+//! # Requests not safe to repeat
+//!
+//! The same resets say where a host's connections are likely stale ([`Peer::stale_after`]):
+//! from one reset on (not two, as for learning), while it lasts ([`STALE_EVIDENCE_LASTS`]). A
+//! request not safe to repeat retires, before it checks a connection out, the host's
+//! connections idle that long; a request safe to repeat does not, and may test the evidence.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use http::uri::{Authority, Scheme};
 use hyper_util::client::legacy::connect::CaptureConnection;
 use tokio::time::Instant;
 
-use super::idle_evidence::IdleEvidence;
 use crate::diagnose::ConnectionFacts;
-use crate::fresh_connection::policy::Policy;
-
-/// The pool a connection belongs to: hyper-util keys its pool by scheme and authority.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Host {
-    scheme: Option<Scheme>,
-    authority: Option<Authority>,
-}
-
-impl Host {
-    pub(super) fn of(uri: &http::Uri) -> Self {
-        Self {
-            scheme: uri.scheme().cloned(),
-            authority: uri.authority().cloned(),
-        }
-    }
-}
+pub(super) use crate::fresh_connection::host::Host;
+use crate::fresh_connection::idle_evidence::{IdleEvidence, MIN_LEARNED_IDLE};
+use crate::fresh_connection::policy::ConnectionPolicy;
 
 /// A connection's identity: its two socket addresses, from hyper-util's `HttpInfo`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,6 +97,31 @@ struct Peer {
     in_flight: u64,
     /// When the last request that failed on a reused connection to the host started.
     last_stale_failure: Option<Instant>,
+    /// When the last request started that failed on a reused connection idle long enough to be
+    /// evidence of an idle timeout ([`IdleEvidence::reset_after`]).
+    last_idle_reset: Option<Instant>,
+}
+
+impl Peer {
+    /// The idle limit learned for the host, where the policy learns and it is below the
+    /// policy's own `max_idle`.
+    fn learned_limit<P: ConnectionPolicy>(&self, policy: &P) -> Option<Duration> {
+        policy
+            .learn_idle_timeout()
+            .then(|| self.idle.limit())
+            .flatten()
+            .filter(|learned| policy.max_idle().is_none_or(|max| *learned < max))
+    }
+
+    /// The idle time past which the host's connections are likely stale, while the evidence of
+    /// its last idle reset lasts ([`STALE_EVIDENCE_LASTS`]).
+    fn stale_after(&self, now: Instant) -> Option<Duration> {
+        let reset = self.last_idle_reset?;
+        if now.saturating_duration_since(reset) >= STALE_EVIDENCE_LASTS {
+            return None;
+        }
+        self.idle.stale_after()
+    }
 }
 
 /// Connections idle this long (or for the policy's `max_idle`, when longer) are forgotten, not
@@ -114,12 +131,27 @@ const FORGET_AFTER: Duration = Duration::from_secs(300);
 const MAX_ENTRIES: usize = 4096;
 /// At most this many hosts are remembered; the first remembered are forgotten first.
 const MAX_PEERS: usize = 1024;
+/// How long a reset after an idle time keeps requests not safe to repeat off the host's
+/// connections idle about as long, when nothing renews or contradicts it: long enough to span
+/// the gaps of a client that sends a request every few minutes, short enough that an isolated
+/// reset does not cost such requests a new connection each for ever.
+const STALE_EVIDENCE_LASTS: Duration = Duration::from_secs(600);
 
 /// The connections of one pool; shared by every clone of a layer's service.
 #[derive(Debug, Default)]
 pub(super) struct Registry {
     entries: Vec<Entry>,
     peers: Vec<Peer>,
+}
+
+/// What [`Registry::retire_before_checkout`] did for a request that is not safe to repeat.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Retired {
+    /// The idle time past which the host's connections were taken as likely stale, when the
+    /// evidence said so and the request needed the protection.
+    pub(super) stale_after: Option<Duration>,
+    /// The connections retired for that reason alone.
+    pub(super) for_unrepeatable: usize,
 }
 
 /// Poisons the connection a capture saw: the pool will not hand it out again.
@@ -132,28 +164,38 @@ fn poison(capture: &CaptureConnection) {
 impl Registry {
     /// Retires the idle connections to `host` that the policy says must not be reused, and
     /// forgets the connections of any host that have been idle for [`FORGET_AFTER`]: called
-    /// before each request, so that the pool cannot hand them out.
-    pub(super) fn retire_before_checkout<P: Policy>(
+    /// before each request, so that the pool cannot hand them out. `repeatable` says whether the
+    /// request is safe to repeat ([`ConnectionPolicy::is_safe_to_repeat`]): one that is not is
+    /// kept off connections likely to be stale, and is never the one that tests a learned limit.
+    /// Returns what was retired for such a request alone.
+    pub(super) fn retire_before_checkout<P: ConnectionPolicy>(
         &mut self,
         host: &Host,
         now: Instant,
         policy: &P,
-    ) {
+        repeatable: bool,
+    ) -> Retired {
         let (max_idle, max_age, max_requests) =
             (policy.max_idle(), policy.max_age(), policy.max_requests());
         let forget_after = max_idle.map_or(FORGET_AFTER, |max| max.max(FORGET_AFTER));
         let peer = peer_of(&mut self.peers, host);
         peer.activity += 1;
         peer.in_flight += 1;
-        // The learned limit, where it is below the policy's own.
-        let learned = policy
-            .learn_idle_timeout()
-            .then(|| peer.idle.limit())
-            .flatten()
-            .filter(|learned| max_idle.is_none_or(|max| *learned < max));
-        let probe_due = learned.is_some() && peer.idle.probe_due();
+        let learned = peer.learned_limit(policy);
+        // Only a request safe to repeat may test the learned limit: if the connection is stale
+        // after all, the request is retried.
+        let probe_due = repeatable && learned.is_some() && peer.idle.probe_due();
         let mut probe = probe_due;
+        // Where the host's connections are likely stale, for a request that cannot be retried.
+        let protected = (!repeatable && policy.protect_unrepeatable())
+            .then(|| peer.stale_after(now))
+            .flatten();
+        let mut retired = Retired {
+            stale_after: protected,
+            ..Retired::default()
+        };
         let mut retired_by_learned = 0;
+        let peers = &self.peers;
         self.entries.retain(|entry| {
             let idle = now.saturating_duration_since(entry.idle_since);
             let aged =
@@ -175,13 +217,27 @@ impl Registry {
                     poison(&entry.capture);
                     return false;
                 }
+                if protected.is_some_and(|stale_after| idle >= stale_after) {
+                    retired.for_unrepeatable += 1;
+                    poison(&entry.capture);
+                    return false;
+                }
             }
             if idle < forget_after {
                 return true;
             }
-            // Forgotten. Retired too only when a limit of the policy says so: with `max_idle`
-            // set, it was idle longer than that.
-            if max_idle.is_some() || aged {
+            // Forgotten. Retired too only when a limit of the policy says so (with `max_idle`
+            // set, it was idle longer than that), or when its host's connections are likely
+            // stale after this long: once forgotten, it could not be kept from a request that
+            // cannot be retried.
+            let likely_stale = || {
+                peers
+                    .iter()
+                    .find(|peer| peer.host == entry.host)
+                    .and_then(|peer| peer.stale_after(now))
+                    .is_some_and(|stale_after| idle >= stale_after)
+            };
+            if max_idle.is_some() || aged || likely_stale() {
                 poison(&entry.capture);
             }
             false
@@ -193,11 +249,12 @@ impl Registry {
         if probe_due && !probe {
             peer.idle.probed();
         }
+        retired
     }
 
     /// Records a request that got its response on connection `id`; retires the connection at
     /// once if that request used up its age or request limit.
-    pub(super) fn completed<P: Policy>(
+    pub(super) fn completed<P: ConnectionPolicy>(
         &mut self,
         id: ConnectionId,
         host: &Host,
@@ -260,7 +317,7 @@ impl Registry {
     /// pool before this request and the evidence says the peer dropped idle connections (see
     /// the [module documentation](self)), retires the connections to the same host that have
     /// been idle at least as long. Returns how many siblings were retired.
-    pub(super) fn condemned<P: Policy>(
+    pub(super) fn condemned<P: ConnectionPolicy>(
         &mut self,
         id: Option<ConnectionId>,
         host: &Host,
@@ -284,6 +341,9 @@ impl Registry {
             && peer.activity.saturating_sub(failed.activity_when_idle) <= 1;
         let previous = peer.last_stale_failure.replace(started);
         peer.idle.reset_after(idle);
+        if idle >= MIN_LEARNED_IDLE {
+            peer.last_idle_reset = Some(started);
+        }
         if !policy.evict_idle_siblings() {
             return 0;
         }
@@ -325,6 +385,19 @@ impl Registry {
         self.entries.len()
     }
 
+    /// The idle limit learned for `host` ([`ConnectionPolicy::learn_idle_timeout`]), if any, for
+    /// the diagnosis.
+    pub(super) fn learned_idle<P: ConnectionPolicy>(
+        &self,
+        host: &Host,
+        policy: &P,
+    ) -> Option<Duration> {
+        self.peers
+            .iter()
+            .find(|peer| peer.host == *host)?
+            .learned_limit(policy)
+    }
+
     /// What connection `id` had done when a request started on it at `started`, for the
     /// diagnosis; `None` when it is not tracked (new, or forgotten).
     pub(super) fn facts(&self, id: ConnectionId, started: Instant) -> Option<ConnectionFacts> {
@@ -351,6 +424,7 @@ fn peer_of<'a>(peers: &'a mut Vec<Peer>, host: &Host) -> &'a mut Peer {
                 activity: 0,
                 in_flight: 0,
                 last_stale_failure: None,
+                last_idle_reset: None,
             });
             peers.len() - 1
         }

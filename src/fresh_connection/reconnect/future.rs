@@ -12,8 +12,8 @@ use tower::BoxError;
 
 use super::Health;
 use crate::classify::{ClassifyError, StandardClassifier};
-use crate::fresh_connection::policy::{condemning_failure, Policy};
-use crate::trace::event;
+use crate::fresh_connection::policy::{condemning_failure, ConnectionPolicy};
+use crate::trace::{self, event};
 
 pin_project! {
     /// The response future of [`Reconnect`](super::Reconnect): the connection's response, or
@@ -62,7 +62,7 @@ where
     Fut: Future<Output = Result<R, E>>,
     E: Into<BoxError>,
     StandardClassifier: ClassifyError<E>,
-    F: Policy,
+    F: ConnectionPolicy,
 {
     type Output = Result<R, BoxError>;
 
@@ -97,13 +97,18 @@ impl<F> Tracker<F> {
     }
 }
 
-impl<F: Policy> Tracker<F> {
+impl<F: ConnectionPolicy> Tracker<F> {
     fn failed<E>(&self, error: &E)
     where
         StandardClassifier: ClassifyError<E>,
     {
         if let Some(failure) = condemning_failure(self.health.policy(), error) {
-            event!(info, %failure, "connection condemned; the next poll_ready reconnects");
+            event!(
+                info,
+                target: trace::CONNECTION,
+                %failure,
+                "connection condemned; the next poll_ready reconnects"
+            );
             self.health.condemn();
         }
     }

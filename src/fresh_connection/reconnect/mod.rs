@@ -22,9 +22,9 @@ use tower_service::Service;
 
 use self::future::Tracker;
 use super::layer::{FreshConnectionLayer, ReconnectTo};
-use super::policy::{Policy, Standard};
+use super::policy::{ConnectionPolicy, StandardConnections};
 use crate::classify::{ClassifyError, StandardClassifier};
-use crate::trace::event;
+use crate::trace::{self, event};
 
 /// Keeps one connection made by a `MakeService`, and replaces it after a reset or when it is
 /// too old, too idle or too used; made by [`FreshConnectionLayer::reconnect`].
@@ -36,12 +36,13 @@ use crate::trace::event;
 /// `T`, such as an address, to a connection service) and keeps one connection made for the
 /// target, which it drops and makes anew:
 ///
-/// * after a failure that the [`Policy`] `F` [condemns](Policy::condemns) (by default a reset
-///   or a close with an unknown outcome), as classified by the [`StandardClassifier`];
-/// * when the connection is past one of the policy's limits: [`max_age`](Policy::max_age)
-///   (counted from when the connection was made), [`max_idle`](Policy::max_idle) (since its last
-///   response; a connection with a request in flight is not idle) or
-///   [`max_requests`](Policy::max_requests) (requests sent on it);
+/// * after a failure that the [`ConnectionPolicy`] `F` [condemns](ConnectionPolicy::condemns) (by
+///   default a reset or a close with an unknown outcome), as classified by the
+///   [`StandardClassifier`];
+/// * when the connection is past one of the policy's limits: [`max_age`](ConnectionPolicy::max_age)
+///   (counted from when the connection was made), [`max_idle`](ConnectionPolicy::max_idle) (since
+///   its last response; a connection with a request in flight is not idle) or
+///   [`max_requests`](ConnectionPolicy::max_requests) (requests sent on it);
 /// * when the connection says it is closed: its `poll_ready` fails after it carried requests,
 ///   as hyper's `SendRequest::poll_ready` does once the server closed the connection.
 ///
@@ -51,9 +52,12 @@ use crate::trace::event;
 /// connection works), and neither do failures that the classifier does not recognise (a
 /// timeout, a TLS error, an application error) or whose class the policy does not condemn.
 ///
-/// [`evict_idle_siblings`](Policy::evict_idle_siblings) and
-/// [`learn_idle_timeout`](Policy::learn_idle_timeout) do not apply: a single connection has no
-/// siblings, and no history of idle times to learn from.
+/// [`evict_idle_siblings`](ConnectionPolicy::evict_idle_siblings) and
+/// [`learn_idle_timeout`](ConnectionPolicy::learn_idle_timeout) do not apply: a single connection
+/// has no siblings, and no history of idle times to learn from. Nor does
+/// [`protect_unrepeatable`](ConnectionPolicy::protect_unrepeatable): the connection is chosen in
+/// `poll_ready`, before the request is known; set [`max_idle`](ConnectionPolicy::max_idle) below
+/// the peer's idle timeout instead.
 ///
 /// # Errors
 ///
@@ -91,7 +95,7 @@ use crate::trace::event;
 /// use std::convert::Infallible;
 /// use std::time::Duration;
 /// use tower::{service_fn, BoxError, Layer, Service, ServiceExt};
-/// use tower_reset::fresh_connection::policy::Standard;
+/// use tower_reset::fresh_connection::policy::StandardConnections;
 /// use tower_reset::FreshConnectionLayer;
 ///
 /// # #[tokio::main(flavor = "current_thread")]
@@ -106,7 +110,7 @@ use crate::trace::event;
 ///     Ok::<_, Infallible>(connection)
 /// });
 ///
-/// let policy = Standard::builder()
+/// let policy = StandardConnections::builder()
 ///     .max_age(Duration::from_secs(300))
 ///     .max_requests(1000)
 ///     .build()?;
@@ -149,7 +153,7 @@ use crate::trace::event;
 /// # Ok(())
 /// # }
 /// ```
-pub struct Reconnect<M, T, F = Standard>
+pub struct Reconnect<M, T, F = StandardConnections>
 where
     M: Service<T>,
 {
@@ -196,9 +200,10 @@ where
     M: Service<T>,
 {
     /// Wraps the `MakeService` `maker`, which will be called with `target` for each connection,
-    /// with the [`Standard`] policy. The first connection is made by the first `poll_ready`.
+    /// with the [`StandardConnections`] policy. The first connection is made by the first
+    /// `poll_ready`.
     pub fn new(maker: M, target: T) -> Self {
-        Self::with_policy(maker, target, Standard::new())
+        Self::with_policy(maker, target, StandardConnections::new())
     }
 }
 
@@ -265,7 +270,7 @@ where
     S::Error: Into<BoxError>,
     StandardClassifier: ClassifyError<S::Error>,
     T: Clone,
-    F: Policy,
+    F: ConnectionPolicy,
 {
     type Response = S::Response;
     type Error = BoxError;
@@ -289,13 +294,13 @@ where
                 }
                 State::Connecting(connecting) => match ready!(connecting.as_mut().poll(cx)) {
                     Ok(service) => {
-                        event!(debug, "connection made");
+                        event!(debug, target: trace::CONNECTION, "connection made");
                         made_now = true;
                         self.state = State::Connected(Connection::new(service, &self.policy));
                     }
                     Err(error) => {
                         let error = error.into();
-                        event!(debug, %error, "connect failed; the next call returns the error");
+                        event!(debug, target: trace::CONNECTION, %error, "connect failed; the next call returns the error");
                         self.state = State::Idle;
                         self.error = Some(error);
                         return Poll::Ready(Ok(()));
@@ -304,7 +309,7 @@ where
                 State::Connected(connection) => {
                     if !made_now {
                         if let Some(reason) = connection.retirement(&*self.policy) {
-                            event!(debug, reason, "connection retired; reconnecting");
+                            event!(debug, target: trace::CONNECTION, reason, "connection retired; reconnecting");
                             self.state = State::Idle;
                             continue;
                         }
@@ -321,14 +326,14 @@ where
                                 // here, so that a peer that closes every connection at once
                                 // cannot keep this loop spinning.
                                 let error = error.into();
-                                event!(debug, %error, "new connection failed before its first request");
+                                event!(debug, target: trace::CONNECTION, %error, "new connection failed before its first request");
                                 self.error = Some(error);
                                 return Poll::Ready(Ok(()));
                             }
                             // A used connection that reports itself closed went stale: what
                             // reconnecting is for. Its error is not the caller's business.
                             let error: BoxError = error.into();
-                            event!(debug, %error, "connection closed; reconnecting");
+                            event!(debug, target: trace::CONNECTION, %error, "connection closed; reconnecting");
                         }
                     }
                 }
@@ -352,7 +357,7 @@ where
     }
 }
 
-impl<S, F: Policy> Connection<S, F> {
+impl<S, F: ConnectionPolicy> Connection<S, F> {
     fn new(service: S, policy: &Arc<F>) -> Self {
         Self {
             service,

@@ -87,6 +87,14 @@ impl IdleEvidence {
         if self.resets.len() < MIN_RESETS {
             return None;
         }
+        self.stale_after()
+    }
+
+    /// The idle time past which a reused connection is likely stale, from a single reset on:
+    /// the same bound as [`limit`](Self::limit), which waits for a second reset before it retires
+    /// connections for every request. Used to keep requests that are not safe to repeat off
+    /// such connections, for which one reset is evidence enough.
+    pub(super) fn stale_after(&self) -> Option<Duration> {
         let shortest_reset = self.resets.iter().min()?;
         Some(self.longest_ok.max(*shortest_reset / 2))
     }
@@ -126,12 +134,31 @@ mod tests {
     }
 
     #[test]
+    fn one_reset_says_where_connections_are_likely_stale() {
+        let mut evidence = IdleEvidence::default();
+        assert_eq!(evidence.stale_after(), None);
+        evidence.worked_after(ms(300));
+        evidence.reset_after(ms(2000));
+        assert_eq!(evidence.limit(), None, "one reset is not learned");
+        assert_eq!(evidence.stale_after(), Some(ms(1000)), "half the reset");
+        evidence.worked_after(ms(1500));
+        assert_eq!(
+            evidence.stale_after(),
+            Some(ms(1500)),
+            "1.5 s is known to work"
+        );
+        evidence.worked_after(ms(1700));
+        assert_eq!(evidence.stale_after(), None, "the reset was contradicted");
+    }
+
+    #[test]
     fn short_resets_are_no_evidence() {
         let mut evidence = IdleEvidence::default();
         for _ in 0..5 {
             evidence.reset_after(ms(150));
         }
         assert_eq!(evidence.limit(), None);
+        assert_eq!(evidence.stale_after(), None);
         assert!(!evidence.suggests_idle_timeout(ms(150)));
     }
 

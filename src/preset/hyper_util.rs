@@ -11,7 +11,7 @@ use tower::Layer;
 use crate::backoff::policy::Exponential;
 use crate::classify::StandardClassifier;
 use crate::diagnose::Collector;
-use crate::fresh_connection::policy::Standard as StandardConnections;
+use crate::fresh_connection::policy::StandardConnections;
 use crate::fresh_connection::{FreshConnection, Pooled};
 use crate::replay::{ReplayBody, ReplayBodyLayer, ReplayBodyService};
 use crate::reset_retry::policy::StandardRetry;

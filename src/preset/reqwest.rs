@@ -5,7 +5,7 @@ use tower::Layer;
 
 use crate::backoff::policy::Exponential;
 use crate::classify::StandardClassifier;
-use crate::fresh_connection::policy::Standard as StandardConnections;
+use crate::fresh_connection::policy::StandardConnections;
 use crate::fresh_connection::{Detour, DetourTo};
 use crate::reqwest::HttpClient;
 use crate::reset_retry::policy::StandardRetry;

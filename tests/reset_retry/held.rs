@@ -167,9 +167,11 @@ async fn a_small_503_on_a_single_http1_connection_is_read_and_the_connection_reu
 async fn a_small_503_in_the_pool_is_read_so_the_retry_and_later_requests_reuse_its_connection() {
     let lab = small_sliced_503().await;
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    // The body is read while the retry waits out its backoff: give it a wait long enough that a
+    // loaded machine finishes reading the 503 (written in four pieces over ~6 ms) first.
     let mut service = ServiceBuilder::new()
         .layer(retry_503(None))
-        .layer(backoff())
+        .layer(BackoffLayer::new().schedule(Constant::new(Duration::from_millis(500))))
         .service(client);
     for _ in 0..3 {
         let response = bounded(service.ready().await.unwrap().call(get(&lab)))

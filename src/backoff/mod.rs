@@ -38,11 +38,14 @@
 pub mod future;
 mod layer;
 pub mod policy;
+pub mod ride_out;
 
 pub use self::future::ResponseFuture;
 pub use self::layer::BackoffLayer;
+pub use self::ride_out::{RideOut, RideOutBuilder};
 
 use std::mem;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -51,6 +54,7 @@ use tower::BoxError;
 use tower_service::Service;
 
 use self::policy::{Exponential, Schedule};
+use self::ride_out::{Admission, Arrival, Sent, Ticket, Watch};
 use crate::attempt::{AttemptRecord, AttemptRequest, StopReason};
 use crate::classify::FailureClass;
 use crate::hint::ServerHint;
@@ -172,25 +176,38 @@ where
     }
 
     fn call(&mut self, request: Req) -> Self::Future {
+        let watch = match &self.config.registry {
+            None => Watch::none(),
+            Some(registry) => {
+                let key = registry.key(&request);
+                if registry.may_be_down(key) {
+                    let registry = Arc::clone(registry);
+                    return self.ride_out(request, Watch::new(registry, key));
+                }
+                Watch::new(Arc::clone(registry), key)
+            }
+        };
+        let decision = self.decide(AttemptRecord::of(&request));
+        self.act(decision, request, watch)
+    }
+}
+
+impl<S: Clone, B: Schedule> Backoff<S, B> {
+    /// Carries out `decision` for `request`.
+    fn act<Req>(&mut self, decision: Decision, request: Req, watch: Watch) -> ResponseFuture<S, Req>
+    where
+        Req: AttemptRequest,
+        S: Service<Req>,
+    {
         let record = AttemptRecord::of(&request);
-        match self.decide(record) {
+        match decision {
             Decision::Now => {
                 if !record.is_first() {
                     record.report_delay(Duration::ZERO);
                 }
-                ResponseFuture::now(self.inner.call(request))
+                ResponseFuture::now(self.inner.call(request), watch)
             }
-            Decision::Abandon(reason) => {
-                event!(
-                    debug,
-                    target: trace::BACKOFF,
-                    attempt = record.number(),
-                    reason = reason.as_str(),
-                    "attempt abandoned before it was sent: {}",
-                    reason
-                );
-                ResponseFuture::abandoned(reason)
-            }
+            Decision::Abandon(reason) => abandon(record, reason),
             Decision::After(delay) => {
                 event!(
                     debug,
@@ -200,15 +217,103 @@ where
                     "backing off before the next attempt"
                 );
                 record.report_delay(delay);
-                // Give up the readiness `poll_ready` reserved (a permit, a buffer slot) rather
-                // than hold it while sleeping: the ready service is dropped, and the attempt uses
-                // a clone that it polls ready once the delay is over.
-                let fresh = self.inner.clone();
-                drop(mem::replace(&mut self.inner, fresh));
-                let service = self.inner.clone();
-                ResponseFuture::after(tokio::time::sleep(delay), service, request)
+                let service = self.give_up_readiness();
+                ResponseFuture::after(tokio::time::sleep(delay), service, request, watch)
             }
         }
+    }
+
+    /// An attempt to a host that may be down: held while it is (see [`RideOut`]).
+    fn ride_out<Req>(&mut self, request: Req, mut watch: Watch) -> ResponseFuture<S, Req>
+    where
+        Req: AttemptRequest,
+        S: Service<Req>,
+    {
+        let record = AttemptRecord::of(&request);
+        let decision = self.decide(record);
+        // What the server said, and a schedule that ended, still hold; a wait for the host
+        // takes the place of the backoff delay (and ends at the deadline).
+        if let Decision::Abandon(reason) = decision {
+            if reason != StopReason::Deadline {
+                return abandon(record, reason);
+            }
+        }
+        let Some((registry, key)) = watch.registry() else {
+            return self.act(decision, request, watch);
+        };
+        let registry = Arc::clone(registry);
+        let arrival = Arrival {
+            first: record.is_first(),
+            may_probe: record.notes().is_some() && !record.is_last(),
+            waited: record.waited(),
+            deadline: record.deadline(),
+        };
+        match registry.admit(key, || host_name(&request), arrival) {
+            Admission::Go => self.act(decision, request, watch),
+            Admission::Probe => {
+                if !record.is_first() {
+                    record.report_delay(Duration::ZERO);
+                }
+                watch.sending(Sent::Probe, record.notes().cloned());
+                ResponseFuture::now(self.inner.call(request), watch)
+            }
+            Admission::NoRoom if record.is_first() => {
+                // It goes out, to fail with its own error if the host is still down.
+                watch.sending(Sent::LastLook, record.notes().cloned());
+                ResponseFuture::now(self.inner.call(request), watch)
+            }
+            Admission::NoRoom => abandon(record, StopReason::HostDown),
+            Admission::Wait(id) => {
+                event!(
+                    debug,
+                    target: trace::BACKOFF,
+                    attempt = record.number(),
+                    window = ?self.config.ride_out.window().saturating_sub(arrival.waited),
+                    "holding the attempt: its host refuses connections"
+                );
+                if !record.is_first() {
+                    record.report_delay(Duration::ZERO);
+                }
+                let ticket = Ticket::new(registry, key, id, Instant::now());
+                let service = self.give_up_readiness();
+                ResponseFuture::held(ticket, service, request, watch)
+            }
+        }
+    }
+
+    /// Gives up the readiness `poll_ready` reserved (a permit, a buffer slot) rather than hold
+    /// it while waiting: the ready service is dropped, and the attempt uses a clone that it
+    /// polls ready once the wait is over.
+    fn give_up_readiness(&mut self) -> S {
+        let fresh = self.inner.clone();
+        drop(mem::replace(&mut self.inner, fresh));
+        self.inner.clone()
+    }
+}
+
+/// The future of an attempt that must not go out.
+fn abandon<S, Req>(record: &AttemptRecord, reason: StopReason) -> ResponseFuture<S, Req>
+where
+    S: Service<Req>,
+{
+    event!(
+        debug,
+        target: trace::BACKOFF,
+        attempt = record.number(),
+        reason = reason.as_str(),
+        "attempt abandoned before it was sent: {}",
+        reason
+    );
+    ResponseFuture::abandoned(reason)
+}
+
+/// `scheme://authority` of `request`, for the events.
+fn host_name<R: AttemptRequest + ?Sized>(request: &R) -> String {
+    let uri = request.uri();
+    match (uri.scheme_str(), uri.authority()) {
+        (Some(scheme), Some(authority)) => format!("{scheme}://{authority}"),
+        (None, Some(authority)) => authority.to_string(),
+        _ => "(no authority)".to_owned(),
     }
 }
 

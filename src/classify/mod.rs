@@ -41,10 +41,12 @@
 //! timeout gives, or a `tower::timeout` elapsed) are `None`: the request may have been processed.
 
 pub(crate) mod chain;
+mod host_down;
 mod responses;
 mod standard;
 mod statuses;
 
+pub use self::host_down::is_host_down;
 pub use self::responses::{classify_response_fn, ClassifyResponseFn, WithResponses};
 pub use self::standard::StandardClassifier;
 pub use self::statuses::{RetryStatuses, RetryStatusesBuilder};

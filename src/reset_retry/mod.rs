@@ -70,6 +70,7 @@ pub use self::retry_state::DRAIN_LIMIT;
 
 use std::fmt;
 use std::mem;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tokio::time::Instant;
@@ -78,7 +79,9 @@ use tower_service::Service;
 use self::layer::Limits;
 use self::policy::{CloneBody, CloneRequest, RetryPolicy, StandardRetry};
 use self::retry_state::RetryState;
-use crate::attempt::{AttemptRequest, AttemptResponse, HistoryObserver, StopReason};
+use crate::attempt::{
+    self, AttemptRecord, AttemptRequest, AttemptResponse, HistoryObserver, Notes, StopReason,
+};
 use crate::classify::{ClassifyError, ClassifyResponse, StandardClassifier};
 
 /// Sends a failed request again when the connection failed and doing so is safe; see the
@@ -158,7 +161,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Req) -> Self::Future {
+    fn call(&mut self, mut request: Req) -> Self::Future {
         let fast = if self.limits.max_attempts <= 1 {
             Err(StopReason::AttemptsExhausted)
         } else if !self.policy.may_retry(&request) {
@@ -192,6 +195,16 @@ where
             .deadline
             .and_then(|deadline| Instant::now().checked_add(deadline));
         let observer = request.extensions().get::<HistoryObserver>().cloned();
+        // While some host refuses connections, the first attempt carries a record with notes,
+        // so that `Backoff` can report holding it for its host and count that against the
+        // request's ride-out window (see `backoff::RideOut`). Otherwise it carries none.
+        let notes = attempt::any_host_down().then(|| Arc::new(Notes::new()));
+        if let Some(notes) = &notes {
+            let record = AttemptRecord::FIRST
+                .with_deadline(deadline)
+                .with_notes(Arc::clone(notes));
+            request.extensions_mut().insert(record);
+        }
 
         // `self.inner` was polled ready: it is the one that takes this request. A clone, not yet
         // ready, takes its place, and the ready one travels in the future for the retries, which
@@ -210,7 +223,8 @@ where
                 &self.limits,
                 deadline,
                 observer,
-            ),
+            )
+            .with_notes(notes),
         )
     }
 }

@@ -20,7 +20,7 @@ use std::hash::{BuildHasher, RandomState};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use tokio::time::{Instant, Sleep};
 use tower_service::Service;
@@ -85,6 +85,11 @@ where
     seed: Option<u64>,
     /// Shared with the records of the retries, for the layers below to report back.
     notes: Option<Arc<Notes>>,
+    /// Attempts that were the refused probe of a host that is down: not counted against
+    /// `max_attempts` (see `backoff::RideOut`).
+    probes: u32,
+    /// How long an attempt that was then abandoned waited for its host.
+    unsent_wait: Option<Duration>,
     /// Ends the wait for readiness at the deadline.
     ready_timer: Option<Pin<Box<Sleep>>>,
     /// The request's method and URI, for the events.
@@ -129,8 +134,16 @@ where
             previous: None,
             seed: None,
             notes: None,
+            probes: 0,
+            unsent_wait: None,
             ready_timer: None,
         }
+    }
+
+    /// The notes the first attempt's record carries, if it carries one.
+    pub(super) fn with_notes(mut self, notes: Option<Arc<Notes>>) -> Self {
+        self.notes = notes;
+        self
     }
 
     /// Polls the inner service ready for the next attempt, no longer than the deadline. On
@@ -269,6 +282,8 @@ where
                 // outcome of the attempt before it (unless that was a response the layer
                 // abandoned the attempt too late for: it was let go).
                 let stop = abandoned.stop_reason();
+                // It may have waited for its host before it was abandoned.
+                self.unsent_wait = self.notes.as_ref().and_then(|notes| notes.take().wait);
                 self.attempt -= 1;
                 let result = self.held.take().unwrap_or(result);
                 self.give_up(stop);
@@ -293,12 +308,18 @@ where
             }
             Err(error) => (self.classifier.classify_error(error), None),
         };
-        let delay = self.notes.as_ref().and_then(|notes| notes.take_delay());
-        // A first attempt that succeeds needs no history unless someone asked for it: nothing
-        // to allocate.
-        if failure.is_some() || self.attempt > 1 || self.observer.is_some() {
-            self.summaries
-                .push(AttemptSummary::new(self.attempt, failure, delay));
+        let reported = self.notes.as_ref().map(|notes| notes.take()).unwrap_or_default();
+        // A first attempt that succeeds needs no history unless someone asked for it or it
+        // waited for its host: nothing to allocate.
+        if failure.is_some()
+            || self.attempt > 1
+            || self.observer.is_some()
+            || reported.wait.is_some()
+        {
+            self.summaries.push(
+                AttemptSummary::new(self.attempt, failure, reported.delay)
+                    .with_wait(reported.wait, reported.probe_refused && failure.is_some()),
+            );
         }
         let Some(failure) = failure else {
             let stop = if result.is_ok() {
@@ -309,7 +330,18 @@ where
             return AttemptEnd::Done(self.finish(result, stop));
         };
         self.previous = Some(failure);
-        match self.next_request(failure, hint, result.as_ref().ok()) {
+        // What `Backoff` said about a host that refuses connections (see `backoff::RideOut`):
+        // a refused probe is the host's, not one of the request's attempts; a refusal at the
+        // end of the window ends the request.
+        let probe = reported.probe_refused;
+        if probe {
+            self.probes += 1;
+        }
+        if reported.ride_out_over {
+            self.give_up(StopReason::HostDown);
+            return AttemptEnd::Done(self.finish(result, StopReason::HostDown));
+        }
+        match self.next_request(failure, hint, result.as_ref().ok(), probe) {
             Ok(request) => {
                 self.held = Some(result);
                 AttemptEnd::Retry(request)
@@ -328,9 +360,12 @@ where
         failure: FailureClass,
         hint: Option<ServerHint>,
         response: Option<&S::Response>,
+        probe: bool,
     ) -> Result<Req, StopReason> {
         let attempt = self.attempt;
-        if attempt >= self.max_attempts {
+        // The attempts that count: refused probes do not.
+        let counted = attempt - self.probes;
+        if counted >= self.max_attempts {
             return Err(StopReason::AttemptsExhausted);
         }
         if self
@@ -355,8 +390,9 @@ where
         if self.policy.retry(&view) == Action::Stop {
             return Err(StopReason::NotSafeToRepeat);
         }
-        // A protocol refusal cost the server nothing, so it does not spend the budget.
-        if failure != FailureClass::Refused {
+        // A protocol refusal cost the server nothing, so it does not spend the budget; nor does
+        // a refused probe (which goes on its own schedule, one at a time per host).
+        if failure != FailureClass::Refused && !probe {
             if let Some(budget) = &self.budget {
                 if !budget.try_withdraw() {
                     return Err(StopReason::BudgetSpent);
@@ -366,7 +402,7 @@ where
 
         let next = attempt + 1;
         // Keep the copy while more attempts may follow; the last attempt takes it.
-        let mut request = if next < self.max_attempts {
+        let mut request = if counted + 1 < self.max_attempts {
             match self.cloner.clone_request(copy) {
                 Some(request) => request,
                 None => self.copy.take().ok_or(StopReason::BodyNotReplayable)?,
@@ -388,6 +424,7 @@ where
             .with_hint(hint)
             .with_deadline(self.deadline)
             .with_seed(seed)
+            .with_last(self.copy.is_none())
             .with_notes(Arc::clone(notes));
         request.extensions_mut().insert(record);
         Ok(request)
@@ -412,9 +449,11 @@ where
     /// Hands the outcome to the caller, recording the history where someone looks for it.
     fn finish(&mut self, mut result: Outcome<S, Req>, stop: StopReason) -> Outcome<S, Req> {
         self.held = None;
-        let multiple = self.attempt > 1;
+        // More than one attempt, or one that waited for its host: worth telling.
+        let multiple = self.attempt > 1 || self.summaries.iter().any(|s| s.waited().is_some());
         if multiple || self.observer.is_some() {
-            let history = AttemptHistory::new(std::mem::take(&mut self.summaries), stop);
+            let history = AttemptHistory::new(std::mem::take(&mut self.summaries), stop)
+                .with_unsent_wait(self.unsent_wait);
             if let Some(observer) = &self.observer {
                 observer.record(history.clone());
             }

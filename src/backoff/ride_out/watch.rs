@@ -1,0 +1,162 @@
+//! What a response future of `Backoff` keeps of the ride-out: its place in a host's line while
+//! it waits, and, once its attempt is sent, what to tell the registry when the attempt ends.
+
+use std::fmt;
+use std::sync::Arc;
+use std::task::Waker;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tower::BoxError;
+
+use super::registry::Outcome;
+use super::{HostKey, Registry, Sent, WaitPoll};
+use crate::attempt::Notes;
+use crate::classify::is_host_down;
+
+/// A waiting request's place in its host's line; leaves the line when dropped.
+pub(crate) struct Ticket {
+    registry: Arc<Registry>,
+    key: HostKey,
+    id: u64,
+    since: Instant,
+    /// The registry let it go (or abandoned it): nothing to leave.
+    done: bool,
+}
+
+impl Ticket {
+    pub(crate) fn new(registry: Arc<Registry>, key: HostKey, id: u64, since: Instant) -> Self {
+        Self {
+            registry,
+            key,
+            id,
+            since,
+            done: false,
+        }
+    }
+
+    /// Where the request stands at `now`.
+    pub(crate) fn poll(&mut self, now: Instant, waker: &Waker) -> WaitPoll {
+        let poll = self.registry.poll_wait(self.key, self.id, now, waker);
+        if !matches!(poll, WaitPoll::Pending(_)) {
+            self.done = true;
+        }
+        poll
+    }
+
+    /// How long it has waited by `now`.
+    pub(crate) fn waited(&self, now: Instant) -> Duration {
+        now.saturating_duration_since(self.since)
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if !self.done {
+            self.registry.leave(self.key, self.id);
+        }
+    }
+}
+
+impl fmt::Debug for Ticket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ticket")
+            .field("id", &self.id)
+            .field("since", &self.since)
+            .finish()
+    }
+}
+
+/// What an attempt tells the registry of its host when it ends: an answer means the host is
+/// up, a refused connection that it is down. On the happy path it holds the registry and the
+/// key, and its end costs one atomic load.
+pub(crate) struct Watch {
+    registry: Option<Arc<Registry>>,
+    key: HostKey,
+    sent: Sent,
+    /// The request's notes, for an attempt sent to a down host.
+    notes: Option<Arc<Notes>>,
+    /// The attempt was sent and has not ended.
+    open: bool,
+}
+
+impl Watch {
+    /// No ride-out.
+    pub(crate) fn none() -> Self {
+        Self {
+            registry: None,
+            key: HostKey::UNKNOWN,
+            sent: Sent::Normal,
+            notes: None,
+            open: false,
+        }
+    }
+
+    /// An attempt to the host of `key`, sent as usual unless told otherwise.
+    pub(crate) fn new(registry: Arc<Registry>, key: HostKey) -> Self {
+        Self {
+            registry: Some(registry),
+            key,
+            sent: Sent::Normal,
+            notes: None,
+            open: false,
+        }
+    }
+
+    /// The registry and the key, for a request that waits.
+    pub(crate) fn registry(&self) -> Option<(&Arc<Registry>, HostKey)> {
+        self.registry.as_ref().map(|registry| (registry, self.key))
+    }
+
+    /// The attempt will be sent this way; `notes` are the request's.
+    pub(crate) fn sending(&mut self, sent: Sent, notes: Option<Arc<Notes>>) {
+        self.sent = sent;
+        self.notes = notes;
+    }
+
+    /// The attempt was sent.
+    pub(crate) fn sent(&mut self) {
+        self.open = true;
+    }
+
+    /// The attempt ended with `result`.
+    pub(crate) fn ended<T>(&mut self, result: &Result<T, BoxError>) {
+        self.open = false;
+        let Some(registry) = &self.registry else {
+            return;
+        };
+        let outcome = match result {
+            Ok(_) if self.sent == Sent::Normal && !registry.may_be_down(self.key) => return,
+            Ok(_) => Outcome::Answered,
+            Err(error) if is_host_down(&**error) => Outcome::HostDown,
+            Err(_) if self.sent == Sent::Normal => return,
+            Err(_) => Outcome::OtherError,
+        };
+        if let (Outcome::HostDown, Some(notes)) = (outcome, &self.notes) {
+            match self.sent {
+                Sent::Probe => notes.probe_refused(),
+                Sent::LastLook => notes.ride_out_over(),
+                Sent::Normal => {}
+            }
+        }
+        registry.ended(self.key, self.sent, outcome);
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        if let (true, Sent::Probe, Some(registry)) = (self.open, self.sent, &self.registry) {
+            // The probe's caller gave up: another waiting request takes its place.
+            registry.ended(self.key, Sent::Probe, Outcome::Dropped);
+        }
+    }
+}
+
+impl fmt::Debug for Watch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Watch")
+            .field("sent", &self.sent)
+            .field("open", &self.open)
+            .finish()
+    }
+}

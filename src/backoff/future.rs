@@ -51,8 +51,7 @@ impl<S, Req> ResponseFuture<S, Req>
 where
     S: Service<Req>,
 {
-    pub(super) fn now(future: S::Future, mut watch: Watch) -> Self {
-        watch.sent();
+    pub(super) fn now(future: S::Future, watch: Watch) -> Self {
         Self {
             state: State::Called { future },
             watch,
@@ -123,7 +122,6 @@ where
                         return Poll::Ready(Err(POLLED_AFTER_COMPLETION.into()));
                     };
                     let future = service.call(request);
-                    this.watch.sent();
                     this.state.set(State::Called { future });
                 }
                 StateProj::Held {

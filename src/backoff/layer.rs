@@ -5,7 +5,7 @@ use tower::Layer;
 
 use super::policy::Exponential;
 use super::ride_out::Registry;
-use super::{Backoff, RideOut};
+use super::{Backoff, RideOut, RideOutStatus};
 
 /// Applies [`Backoff`] to a service: each retry waits before it goes out.
 ///
@@ -162,6 +162,14 @@ impl<B> BackoffLayer<B> {
     /// The ride-out settings.
     pub fn ride_out_settings(&self) -> RideOut {
         self.ride_out
+    }
+
+    /// How many hosts refuse connections and how many requests wait for them now, over every
+    /// service this layer made (and its clones).
+    pub fn ride_out_status(&self) -> RideOutStatus {
+        self.registry
+            .as_ref()
+            .map_or_else(RideOutStatus::default, |registry| registry.status())
     }
 }
 

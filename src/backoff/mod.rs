@@ -42,7 +42,7 @@ pub mod ride_out;
 
 pub use self::future::ResponseFuture;
 pub use self::layer::BackoffLayer;
-pub use self::ride_out::{RideOut, RideOutBuilder};
+pub use self::ride_out::{RideOut, RideOutBuilder, RideOutStatus};
 
 use std::mem;
 use std::sync::Arc;
@@ -102,6 +102,12 @@ impl<S, B> Backoff<S, B> {
     /// Unwraps the inner service.
     pub fn into_inner(self) -> S {
         self.inner
+    }
+
+    /// How many hosts refuse connections and how many requests wait for them now, over every
+    /// service of the layer that made this one (see [`RideOut`]).
+    pub fn ride_out_status(&self) -> RideOutStatus {
+        self.config.ride_out_status()
     }
 }
 
@@ -187,13 +193,19 @@ where
                 Watch::new(Arc::clone(registry), key)
             }
         };
-        let decision = self.decide(AttemptRecord::of(&request));
+        let record = AttemptRecord::of(&request);
+        if record.is_first() {
+            // The happy path: a first attempt to a host not known to be down goes at once.
+            return ResponseFuture::now(self.inner.call(request), watch);
+        }
+        let decision = self.decide(record);
         self.act(decision, request, watch)
     }
 }
 
 impl<S: Clone, B: Schedule> Backoff<S, B> {
     /// Carries out `decision` for `request`.
+    #[inline]
     fn act<Req>(&mut self, decision: Decision, request: Req, watch: Watch) -> ResponseFuture<S, Req>
     where
         Req: AttemptRequest,
@@ -224,6 +236,8 @@ impl<S: Clone, B: Schedule> Backoff<S, B> {
     }
 
     /// An attempt to a host that may be down: held while it is (see [`RideOut`]).
+    #[cold]
+    #[inline(never)]
     fn ride_out<Req>(&mut self, request: Req, mut watch: Watch) -> ResponseFuture<S, Req>
     where
         Req: AttemptRequest,

@@ -32,7 +32,7 @@ use crate::attempt::{
     AttemptAbandoned, AttemptHistory, AttemptRecord, AttemptRequest, AttemptResponse,
     AttemptSummary, HistoryObserver, Notes, StopReason,
 };
-use crate::classify::{ClassifyError, ClassifyResponse, FailureClass};
+use crate::classify::{is_host_down_any, ClassifyError, ClassifyResponse, FailureClass};
 use crate::hint::ServerHint;
 #[cfg(feature = "tracing")]
 use crate::trace;
@@ -308,7 +308,11 @@ where
             }
             Err(error) => (self.classifier.classify_error(error), None),
         };
-        let reported = self.notes.as_ref().map(|notes| notes.take()).unwrap_or_default();
+        let reported = self
+            .notes
+            .as_ref()
+            .map(|notes| notes.take())
+            .unwrap_or_default();
         // A first attempt that succeeds needs no history unless someone asked for it or it
         // waited for its host: nothing to allocate.
         if failure.is_some()
@@ -337,11 +341,14 @@ where
         if probe {
             self.probes += 1;
         }
+        // The host refused the connection: the next attempt may wait for it, and be sent as
+        // its probe, which needs a copy of the request to send after it.
+        let host_down = result.as_ref().err().is_some_and(is_host_down_any);
         if reported.ride_out_over {
             self.give_up(StopReason::HostDown);
             return AttemptEnd::Done(self.finish(result, StopReason::HostDown));
         }
-        match self.next_request(failure, hint, result.as_ref().ok(), probe) {
+        match self.next_request(failure, hint, result.as_ref().ok(), probe, host_down) {
             Ok(request) => {
                 self.held = Some(result);
                 AttemptEnd::Retry(request)
@@ -361,6 +368,7 @@ where
         hint: Option<ServerHint>,
         response: Option<&S::Response>,
         probe: bool,
+        host_down: bool,
     ) -> Result<Req, StopReason> {
         let attempt = self.attempt;
         // The attempts that count: refused probes do not.
@@ -401,8 +409,10 @@ where
         }
 
         let next = attempt + 1;
-        // Keep the copy while more attempts may follow; the last attempt takes it.
-        let mut request = if counted + 1 < self.max_attempts {
+        // Keep the copy while more attempts may follow (after a refused connection they may:
+        // the next attempt may be a refused probe, which does not count); the last attempt
+        // takes it.
+        let mut request = if counted + 1 < self.max_attempts || host_down {
             match self.cloner.clone_request(copy) {
                 Some(request) => request,
                 None => self.copy.take().ok_or(StopReason::BodyNotReplayable)?,

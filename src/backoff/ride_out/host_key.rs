@@ -25,41 +25,77 @@ impl HostKey {
     pub(crate) const UNKNOWN: HostKey = HostKey(0);
 
     /// The key of `request`'s host.
+    #[inline]
     pub(crate) fn of<R: AttemptRequest + ?Sized>(request: &R, seed: u64) -> Self {
         let uri = request.uri();
         let scheme = uri.scheme_str().unwrap_or("");
         let authority = uri.authority().map_or("", |authority| authority.as_str());
-        let mut hash = fold(seed ^ scheme.len() as u64, K1);
-        hash = add_bytes(hash, scheme.as_bytes());
-        hash = fold(hash ^ authority.len() as u64, K2);
-        hash = add_bytes(hash, authority.as_bytes());
-        HostKey(fold(hash, K2))
+        let hash = add(seed ^ K2, scheme.as_bytes());
+        HostKey(fold(add(hash, authority.as_bytes()), K2))
     }
 
     /// The bit of this key in a 64-bit set of keys (its top six bits choose it).
+    #[inline]
     pub(crate) fn bit(self) -> u64 {
         1 << (self.0 >> 58)
     }
 }
 
-/// Mixes `bytes` into `hash`, eight at a time.
-fn add_bytes(mut hash: u64, bytes: &[u8]) -> u64 {
-    let mut chunks = bytes.chunks_exact(8);
-    for chunk in &mut chunks {
-        let mut word = [0; 8];
-        word.copy_from_slice(chunk);
-        hash = fold(hash ^ u64::from_le_bytes(word), K1);
+/// Mixes `bytes` and their length into `hash`: a host name fits in the two reads of the short
+/// path (foldhash's), longer ones go sixteen bytes at a time.
+#[inline]
+fn add(hash: u64, bytes: &[u8]) -> u64 {
+    let len = bytes.len();
+    let (a, b) = if len <= 16 {
+        short(bytes)
+    } else {
+        let mut hash = hash;
+        let mut chunks = bytes.chunks_exact(16);
+        for chunk in &mut chunks {
+            hash = fold(read8(chunk, 0) ^ hash, read8(chunk, 8) ^ K1);
+        }
+        // The last sixteen bytes (overlapping the chunks when the length is not a multiple).
+        let tail = &bytes[len - 16..];
+        return fold(read8(tail, 0) ^ hash, read8(tail, 8) ^ K1 ^ len as u64);
+    };
+    fold(a ^ hash, b ^ K1 ^ len as u64)
+}
+
+/// Up to sixteen bytes as two words, every byte in at least one of them.
+#[inline]
+fn short(bytes: &[u8]) -> (u64, u64) {
+    let len = bytes.len();
+    if len >= 8 {
+        (read8(bytes, 0), read8(bytes, len - 8))
+    } else if len >= 4 {
+        (read4(bytes, 0), read4(bytes, len - 4))
+    } else if len > 0 {
+        let (first, middle, last) = (bytes[0], bytes[len / 2], bytes[len - 1]);
+        (
+            u64::from(first) | u64::from(middle) << 8 | u64::from(last) << 16,
+            0,
+        )
+    } else {
+        (0, 0)
     }
-    let rest = chunks.remainder();
-    if !rest.is_empty() {
-        let mut word = [0; 8];
-        word[..rest.len()].copy_from_slice(rest);
-        hash = fold(hash ^ u64::from_le_bytes(word), K1);
-    }
-    hash
+}
+
+#[inline]
+fn read8(bytes: &[u8], at: usize) -> u64 {
+    let mut word = [0; 8];
+    word.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_le_bytes(word)
+}
+
+#[inline]
+fn read4(bytes: &[u8], at: usize) -> u64 {
+    let mut word = [0; 4];
+    word.copy_from_slice(&bytes[at..at + 4]);
+    u64::from(u32::from_le_bytes(word))
 }
 
 /// The folded multiply: the two halves of the 128-bit product, xored.
+#[inline]
 fn fold(a: u64, b: u64) -> u64 {
     let product = u128::from(a) * u128::from(b);
     (product as u64) ^ ((product >> 64) as u64)
@@ -81,6 +117,31 @@ mod tests {
         assert_ne!(key("http://a.example/"), key("http://b.example/"));
         assert_eq!(key("/echo.Echo/Get"), key("/other"));
         assert_ne!(key("/echo.Echo/Get"), key("http://a.example/"));
+    }
+
+    #[test]
+    fn long_and_short_names_differ_in_every_byte() {
+        let names = [
+            "a",
+            "ab",
+            "abc",
+            "abcd",
+            "abcde",
+            "abcdefgh",
+            "abcdefghi",
+            "abcdefghijklmnop",
+            "abcdefghijklmnopq",
+            "abcdefghijklmnopqrstuvwxyz0123456789",
+        ];
+        for name in names {
+            let base = key(&format!("http://{name}/"));
+            for at in 0..name.len() {
+                let mut changed = name.as_bytes().to_vec();
+                changed[at] = if changed[at] == b'x' { b'y' } else { b'x' };
+                let changed = String::from_utf8(changed).unwrap();
+                assert_ne!(key(&format!("http://{changed}/")), base, "{name} at {at}");
+            }
+        }
     }
 
     #[test]

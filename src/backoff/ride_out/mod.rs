@@ -200,6 +200,37 @@ impl Default for RideOut {
     }
 }
 
+/// How many hosts are down and how many requests wait for them now, in one layer: see
+/// [`BackoffLayer::ride_out_status`](crate::BackoffLayer::ride_out_status). For metrics and
+/// health checks.
+///
+/// # Examples
+///
+/// ```
+/// use tower_reset::BackoffLayer;
+///
+/// let layer = BackoffLayer::new();
+/// let status = layer.ride_out_status();
+/// assert_eq!((status.hosts_down(), status.waiting()), (0, 0));
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RideOutStatus {
+    pub(crate) hosts_down: usize,
+    pub(crate) waiting: usize,
+}
+
+impl RideOutStatus {
+    /// Hosts known to refuse connections.
+    pub fn hosts_down(&self) -> usize {
+        self.hosts_down
+    }
+
+    /// Requests held for them.
+    pub fn waiting(&self) -> usize {
+        self.waiting
+    }
+}
+
 /// Builds a [`RideOut`], checking its settings; see [`RideOut::builder`].
 ///
 /// # Examples

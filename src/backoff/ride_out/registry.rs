@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{HostKey, RideOut};
+use super::{HostKey, RideOut, RideOutStatus};
 use crate::attempt::{self, StopReason};
 use crate::backoff::policy::{Rng, Schedule};
 use crate::trace::{self, event};
@@ -178,12 +178,14 @@ impl Registry {
     }
 
     /// The key of `request`'s host.
+    #[inline]
     pub(crate) fn key<R: attempt::AttemptRequest + ?Sized>(&self, request: &R) -> HostKey {
         HostKey::of(request, self.seed)
     }
 
     /// Whether the host of `key` may be down: one relaxed load, the whole cost of the happy
     /// path.
+    #[inline]
     pub(crate) fn may_be_down(&self, key: HostKey) -> bool {
         self.down.load(Ordering::Relaxed) & key.bit() != 0
     }
@@ -519,18 +521,21 @@ impl Registry {
         self.down.store(bits, Ordering::Relaxed);
     }
 
-    /// How many hosts are down and how many requests wait, for `Debug` and tests.
-    pub(crate) fn census(&self) -> (usize, usize) {
+    /// How many hosts are down and how many requests wait.
+    pub(crate) fn status(&self) -> RideOutStatus {
         let hosts = self.lock();
-        let down = hosts.list.iter().filter(|host| host.down.is_some()).count();
-        let waiting = hosts.list.iter().map(|host| host.waiters.len()).sum();
-        (down, waiting)
+        RideOutStatus {
+            hosts_down: hosts.list.iter().filter(|host| host.down.is_some()).count(),
+            waiting: hosts.list.iter().map(|host| host.waiters.len()).sum(),
+        }
     }
 }
 
 impl Host {
     fn position(&self, id: u64) -> Option<usize> {
-        self.waiters.binary_search_by_key(&id, |waiter| waiter.id).ok()
+        self.waiters
+            .binary_search_by_key(&id, |waiter| waiter.id)
+            .ok()
     }
 
     /// Wakes the request that keeps the probe's timer, so that it sets it again.
@@ -561,11 +566,11 @@ impl Drop for Registry {
 
 impl fmt::Debug for Registry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (down, waiting) = self.census();
+        let status = self.status();
         f.debug_struct("Registry")
             .field("config", &self.config)
-            .field("hosts_down", &down)
-            .field("waiting", &waiting)
+            .field("hosts_down", &status.hosts_down)
+            .field("waiting", &status.waiting)
             .finish()
     }
 }

@@ -76,8 +76,6 @@ pub(crate) struct Watch {
     sent: Sent,
     /// The request's notes, for an attempt sent to a down host.
     notes: Option<Arc<Notes>>,
-    /// The attempt was sent and has not ended.
-    open: bool,
 }
 
 impl Watch {
@@ -88,7 +86,6 @@ impl Watch {
             key: HostKey::UNKNOWN,
             sent: Sent::Normal,
             notes: None,
-            open: false,
         }
     }
 
@@ -99,7 +96,6 @@ impl Watch {
             key,
             sent: Sent::Normal,
             notes: None,
-            open: false,
         }
     }
 
@@ -114,39 +110,36 @@ impl Watch {
         self.notes = notes;
     }
 
-    /// The attempt was sent.
-    pub(crate) fn sent(&mut self) {
-        self.open = true;
-    }
-
     /// The attempt ended with `result`.
     pub(crate) fn ended<T>(&mut self, result: &Result<T, BoxError>) {
-        self.open = false;
+        // Told once: dropped after this, it has nothing more to say.
+        let sent = std::mem::replace(&mut self.sent, Sent::Normal);
         let Some(registry) = &self.registry else {
             return;
         };
         let outcome = match result {
-            Ok(_) if self.sent == Sent::Normal && !registry.may_be_down(self.key) => return,
+            Ok(_) if sent == Sent::Normal && !registry.may_be_down(self.key) => return,
             Ok(_) => Outcome::Answered,
             Err(error) if is_host_down(&**error) => Outcome::HostDown,
-            Err(_) if self.sent == Sent::Normal => return,
+            Err(_) if sent == Sent::Normal => return,
             Err(_) => Outcome::OtherError,
         };
         if let (Outcome::HostDown, Some(notes)) = (outcome, &self.notes) {
-            match self.sent {
+            match sent {
                 Sent::Probe => notes.probe_refused(),
                 Sent::LastLook => notes.ride_out_over(),
                 Sent::Normal => {}
             }
         }
-        registry.ended(self.key, self.sent, outcome);
+        registry.ended(self.key, sent, outcome);
     }
 }
 
 impl Drop for Watch {
     fn drop(&mut self) {
-        if let (true, Sent::Probe, Some(registry)) = (self.open, self.sent, &self.registry) {
-            // The probe's caller gave up: another waiting request takes its place.
+        if let (Sent::Probe, Some(registry)) = (self.sent, &self.registry) {
+            // The probe's caller gave up (before or after it was sent): another waiting request
+            // takes its place.
             registry.ended(self.key, Sent::Probe, Outcome::Dropped);
         }
     }
@@ -154,9 +147,6 @@ impl Drop for Watch {
 
 impl fmt::Debug for Watch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Watch")
-            .field("sent", &self.sent)
-            .field("open", &self.open)
-            .finish()
+        f.debug_struct("Watch").field("sent", &self.sent).finish()
     }
 }

@@ -74,7 +74,8 @@ struct Down {
 
 struct Waiter {
     id: u64,
-    since: Instant,
+    /// When the request began to wait for the host, its earlier attempts' waits included.
+    began: Instant,
     /// When its wait ends: the end of its window, or its deadline.
     ends: Instant,
     /// Whether `ends` is the request's deadline.
@@ -257,7 +258,7 @@ impl Registry {
         *next_id += 1;
         host.waiters.push_back(Waiter {
             id,
-            since: now,
+            began: now.checked_sub(arrival.waited).unwrap_or(now),
             ends,
             at_deadline,
             first: arrival.first,
@@ -300,10 +301,11 @@ impl Registry {
                 WaitPoll::Go(Sent::LastLook)
             } else if waiter.at_deadline {
                 WaitPoll::Abandon(StopReason::Deadline)
-            } else if down.last_refusal > waiter.since {
+            } else if down.last_refusal > waiter.began {
                 WaitPoll::Abandon(StopReason::HostDown)
             } else {
-                // Nothing was refused while it waited (no probe could go): it looks itself.
+                // Nothing was refused since it began to wait (no probe could go): it looks
+                // itself.
                 WaitPoll::Go(Sent::LastLook)
             };
             host.waiters.remove(index);

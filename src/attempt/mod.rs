@@ -27,6 +27,21 @@ pub use self::message::{AttemptRequest, AttemptResponse};
 
 pub(crate) use self::notes::{any_host_down, host_came_back, host_went_down, Notes};
 
+/// The notes `ResetRetry` gives the first attempt of a retryable request while some host
+/// refuses connections: a first attempt carries no [`AttemptRecord`], but `Backoff` may hold it
+/// for its host, and must then report the wait and count it against the request's window.
+#[derive(Debug, Clone)]
+pub(crate) struct FirstAttemptNotes {
+    notes: Arc<Notes>,
+    deadline: Option<Instant>,
+}
+
+impl FirstAttemptNotes {
+    pub(crate) fn new(notes: Arc<Notes>, deadline: Option<Instant>) -> Self {
+        Self { notes, deadline }
+    }
+}
+
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -153,6 +168,19 @@ impl AttemptRecord {
     /// The channel back to the `ResetRetry` that sent this attempt, if one did.
     pub(crate) fn notes(&self) -> Option<&Arc<Notes>> {
         self.notes.as_ref()
+    }
+
+    /// The record of `request` for a layer that holds it for its host: its record, or for a
+    /// first attempt, one with the notes and the deadline `ResetRetry` gave it (if it gave
+    /// any). Clones; for the slow path only.
+    pub(crate) fn for_ride_out<R: AttemptRequest + ?Sized>(request: &R) -> AttemptRecord {
+        let record = Self::of(request);
+        match request.extensions().get::<FirstAttemptNotes>() {
+            Some(first) if record.is_first() => Self::FIRST
+                .with_deadline(first.deadline)
+                .with_notes(Arc::clone(&first.notes)),
+            _ => record.clone(),
+        }
     }
 
     /// The record carried by `request`, or [`AttemptRecord::FIRST`] when it carries none.

@@ -167,7 +167,7 @@ fn after_wait<S, Req, F>(
 where
     Req: AttemptRequest,
 {
-    let record = AttemptRecord::of(&request);
+    let record = AttemptRecord::for_ride_out(&request);
     let (sent, at) = match verdict {
         WaitPoll::Go(sent) => (sent, now),
         WaitPoll::GoAt(at) => (Sent::Normal, at),

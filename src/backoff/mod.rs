@@ -243,7 +243,7 @@ impl<S: Clone, B: Schedule> Backoff<S, B> {
         Req: AttemptRequest,
         S: Service<Req>,
     {
-        let record = AttemptRecord::of(&request);
+        let record = &AttemptRecord::for_ride_out(&request);
         let decision = self.decide(record);
         // What the server said, and a schedule that ended, still hold; a wait for the host
         // takes the place of the backoff delay (and ends at the deadline).

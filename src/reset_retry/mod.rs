@@ -80,7 +80,7 @@ use self::layer::Limits;
 use self::policy::{CloneBody, CloneRequest, RetryPolicy, StandardRetry};
 use self::retry_state::RetryState;
 use crate::attempt::{
-    self, AttemptRecord, AttemptRequest, AttemptResponse, HistoryObserver, Notes, StopReason,
+    self, AttemptRequest, AttemptResponse, FirstAttemptNotes, HistoryObserver, Notes, StopReason,
 };
 use crate::classify::{ClassifyError, ClassifyResponse, StandardClassifier};
 
@@ -195,15 +195,13 @@ where
             .deadline
             .and_then(|deadline| Instant::now().checked_add(deadline));
         let observer = request.extensions().get::<HistoryObserver>().cloned();
-        // While some host refuses connections, the first attempt carries a record with notes,
-        // so that `Backoff` can report holding it for its host and count that against the
-        // request's ride-out window (see `backoff::RideOut`). Otherwise it carries none.
+        // While some host refuses connections, the first attempt carries notes (not a record:
+        // a first attempt has none), so that `Backoff` can report holding it for its host and
+        // count that against the request's ride-out window (see `backoff::RideOut`).
         let notes = attempt::any_host_down().then(|| Arc::new(Notes::new()));
         if let Some(notes) = &notes {
-            let record = AttemptRecord::FIRST
-                .with_deadline(deadline)
-                .with_notes(Arc::clone(notes));
-            request.extensions_mut().insert(record);
+            let first = FirstAttemptNotes::new(Arc::clone(notes), deadline);
+            request.extensions_mut().insert(first);
         }
 
         // `self.inner` was polled ready: it is the one that takes this request. A clone, not yet

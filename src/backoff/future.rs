@@ -153,9 +153,8 @@ where
     }
 }
 
-/// What follows a wait for the host, by the registry's `verdict` at `now`: the request goes
-/// (at once, or at the instant it was released for), or is abandoned. The wait is reported in
-/// the request's record.
+/// What follows a wait for the host, by the registry's `verdict` at `now`: the request goes,
+/// or is abandoned. The wait is reported in the request's record.
 fn after_wait<S, Req, F>(
     verdict: WaitPoll,
     ticket: &Ticket,
@@ -168,9 +167,8 @@ where
     Req: AttemptRequest,
 {
     let record = AttemptRecord::for_ride_out(&request);
-    let (sent, at) = match verdict {
-        WaitPoll::Go(sent) => (sent, now),
-        WaitPoll::GoAt(at) => (Sent::Normal, at),
+    let sent = match verdict {
+        WaitPoll::Go(sent) => sent,
         WaitPoll::Abandon(reason) => {
             let waited = ticket.waited(now);
             record.report_wait(waited);
@@ -185,9 +183,9 @@ where
             );
             return State::Abandoned { reason };
         }
-        WaitPoll::Pending(_) => (Sent::Normal, now),
+        WaitPoll::Pending(_) => Sent::Released,
     };
-    let waited = ticket.waited(at);
+    let waited = ticket.waited(now);
     record.report_wait(waited);
     event!(
         debug,
@@ -197,19 +195,9 @@ where
         how = sent.as_str(),
         "the attempt goes out after waiting for its host"
     );
-    let notes = match sent {
-        Sent::Normal => None,
-        Sent::Probe | Sent::LastLook => record.notes().cloned(),
-    };
-    watch.sending(sent, notes);
-    let pending = Some((service, request));
-    if at > now {
-        State::Sleeping {
-            sleep: tokio::time::sleep_until(at),
-            pending,
-        }
-    } else {
-        State::Waiting { pending }
+    watch.sending(sent, record.notes().cloned());
+    State::Waiting {
+        pending: Some((service, request)),
     }
 }
 

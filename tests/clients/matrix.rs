@@ -77,7 +77,7 @@ impl Client {
     }
 
     /// The lab's reply for this client.
-    fn reply(self) -> Reply {
+    pub(crate) fn reply(self) -> Reply {
         match self {
             Client::Tonic => crate::tonic_channel::grpc_reply(),
             _ => crate::support::http_reply(),
@@ -85,7 +85,7 @@ impl Client {
     }
 
     /// The client with its stack, aimed at `lab`.
-    async fn sender(self, lab: &Lab) -> Box<dyn Sender> {
+    pub(crate) async fn sender(self, lab: &Lab) -> Box<dyn Sender> {
         match self {
             Client::HyperUtilH1 => Box::new(crate::hyper_util_h1::HyperUtil::new(lab, false)),
             Client::HyperUtilH2 => Box::new(crate::hyper_util_h1::HyperUtil::new(lab, true)),

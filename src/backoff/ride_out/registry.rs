@@ -84,7 +84,8 @@ struct Waiter {
     first: bool,
     /// It may be sent as the probe.
     may_probe: bool,
-    /// Set when the host answered: the instant it goes.
+    /// Set when the host answered: the instant it goes. Until then it keeps its place, and a
+    /// refusal in the meantime takes the release back.
     released: Option<Instant>,
     waker: Option<Waker>,
 }
@@ -117,10 +118,12 @@ pub(crate) enum Admission {
 /// How an attempt was sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Sent {
-    /// As usual (its host not known to be down, or released).
+    /// As usual: its host not known to be down.
     Normal,
     /// As the probe of a down host.
     Probe,
+    /// Released: the host seemed to answer again. Refused at once, it was a probe too.
+    Released,
     /// To a down host, at the end of its wait (or with no room to wait): a refusal ends the
     /// request.
     LastLook,
@@ -130,8 +133,9 @@ impl Sent {
     /// A short name for the events.
     pub(crate) fn as_str(self) -> &'static str {
         match self {
-            Sent::Normal => "released",
+            Sent::Normal => "normal",
             Sent::Probe => "probe",
+            Sent::Released => "released",
             Sent::LastLook => "window_end",
         }
     }
@@ -144,8 +148,6 @@ pub(crate) enum WaitPoll {
     Pending(Instant),
     /// Go now.
     Go(Sent),
-    /// Released: go at this instant.
-    GoAt(Instant),
     /// Do not send it.
     Abandon(StopReason),
 }
@@ -278,18 +280,22 @@ impl Registry {
         let Some(index) = host.position(id) else {
             return WaitPoll::Go(Sent::Normal);
         };
-        let waiter = &host.waiters[index];
-        if let Some(at) = waiter.released {
-            host.waiters.remove(index);
-            return if at <= now {
-                WaitPoll::Go(Sent::Normal)
-            } else {
-                WaitPoll::GoAt(at)
-            };
+        let waiter = &mut host.waiters[index];
+        match waiter.released {
+            Some(at) if at <= now => {
+                host.waiters.remove(index);
+                return WaitPoll::Go(Sent::Released);
+            }
+            Some(at) => {
+                register(&mut waiter.waker, waker);
+                return WaitPoll::Pending(at);
+            }
+            None => {}
         }
+        let waiter = &host.waiters[index];
         let Some(down) = &mut host.down else {
             host.waiters.remove(index);
-            return WaitPoll::Go(Sent::Normal);
+            return WaitPoll::Go(Sent::Released);
         };
         let is_candidate = host
             .waiters
@@ -324,11 +330,7 @@ impl Registry {
         } else {
             waiter.ends
         };
-        let waiter = &mut host.waiters[index];
-        match &mut waiter.waker {
-            Some(known) if known.will_wake(waker) => {}
-            slot => *slot = Some(waker.clone()),
-        }
+        register(&mut host.waiters[index].waker, waker);
         WaitPoll::Pending(until)
     }
 
@@ -368,6 +370,12 @@ impl Registry {
                 }
             }
             Outcome::Answered => {
+                // An attempt sent before the host was known to be down may have gone out on a
+                // connection made before (a server that stops accepting may still serve the
+                // connections it has): only one sent since says the host accepts again.
+                if sent == Sent::Normal {
+                    return;
+                }
                 let Some(index) = hosts.list.iter().position(|host| host.key == key) else {
                     return;
                 };
@@ -430,6 +438,15 @@ impl Registry {
                 seed,
             });
             attempt::host_went_down();
+            // It refuses again: the requests released that have not gone yet wait again.
+            for waiter in &mut host.waiters {
+                if waiter.released.is_some_and(|at| at > now) {
+                    waiter.released = None;
+                    if let Some(waker) = &waiter.waker {
+                        waker.wake_by_ref();
+                    }
+                }
+            }
             self.update_down_bits(list);
         }
         Some(index)
@@ -530,6 +547,14 @@ impl Registry {
             hosts_down: hosts.list.iter().filter(|host| host.down.is_some()).count(),
             waiting: hosts.list.iter().map(|host| host.waiters.len()).sum(),
         }
+    }
+}
+
+/// Keeps `waker` in `slot` (unless the one there wakes the same task).
+fn register(slot: &mut Option<Waker>, waker: &Waker) {
+    match slot {
+        Some(known) if known.will_wake(waker) => {}
+        slot => *slot = Some(waker.clone()),
     }
 }
 

@@ -67,9 +67,9 @@ impl fmt::Debug for Ticket {
     }
 }
 
-/// What an attempt tells the registry of its host when it ends: an answer means the host is
-/// up, a refused connection that it is down. On the happy path it holds the registry and the
-/// key, and its end costs one atomic load.
+/// What an attempt tells the registry of its host when it ends: a refused connection means the
+/// host is down, and an answer to an attempt sent while it was down that it is up again. On the
+/// happy path it holds the registry and the key, and its end costs a comparison.
 pub(crate) struct Watch {
     registry: Option<Arc<Registry>>,
     key: HostKey,
@@ -118,7 +118,8 @@ impl Watch {
             return;
         };
         let outcome = match result {
-            Ok(_) if sent == Sent::Normal && !registry.may_be_down(self.key) => return,
+            // Sent before its host was known down: its answer says nothing of new connections.
+            Ok(_) if sent == Sent::Normal => return,
             Ok(_) => Outcome::Answered,
             Err(error) if is_host_down(&**error) => Outcome::HostDown,
             Err(_) if sent == Sent::Normal => return,
@@ -126,7 +127,7 @@ impl Watch {
         };
         if let (Outcome::HostDown, Some(notes)) = (outcome, &self.notes) {
             match sent {
-                Sent::Probe => notes.probe_refused(),
+                Sent::Probe | Sent::Released => notes.probe_refused(),
                 Sent::LastLook => notes.ride_out_over(),
                 Sent::Normal => {}
             }

@@ -11,6 +11,7 @@ mod property;
 #[path = "../support/reset_server.rs"]
 mod reset_server;
 mod ride_out;
+mod ride_out_memory;
 mod schedules;
 #[path = "../support/scripted_mock.rs"]
 mod scripted_mock;

@@ -219,8 +219,9 @@ where
 }
 
 /// The first backoff delay of every stack in this suite, without jitter, so that the timing of
-/// the refused-window fault is exact: the first retry after a failure goes at once, the second
-/// after this delay.
+/// the retries is exact: the first retry after a connection failure goes at once, the second
+/// after this delay. (After a refused connection the retry waits for the server instead, behind
+/// the ride-out's probes: see the refused-window fault.)
 pub(crate) const BACKOFF_BASE: Duration = Duration::from_millis(250);
 
 /// The backoff layer of every stack in this suite: the standard one with [`BACKOFF_BASE`] and

@@ -136,7 +136,7 @@ pub struct AttemptSummary {
     failure: Option<FailureClass>,
     delay: Option<Duration>,
     waited: Option<Duration>,
-    probe: bool,
+    counted: bool,
 }
 
 impl AttemptSummary {
@@ -146,14 +146,14 @@ impl AttemptSummary {
             failure,
             delay,
             waited: None,
-            probe: false,
+            counted: true,
         }
     }
 
     /// With what the layers below reported of the attempt besides its delay.
-    pub(crate) fn with_wait(mut self, waited: Option<Duration>, probe: bool) -> Self {
+    pub(crate) fn with_wait(mut self, waited: Option<Duration>, counted: bool) -> Self {
         self.waited = waited;
-        self.probe = probe;
+        self.counted = counted;
         self
     }
 
@@ -184,10 +184,12 @@ impl AttemptSummary {
         self.waited
     }
 
-    /// Whether the attempt was the probe of a host that refused connections, and was refused
-    /// too: it does not count against `max_attempts` (see [`RideOut`](crate::backoff::RideOut)).
-    pub fn is_refused_probe(&self) -> bool {
-        self.probe
+    /// Whether the attempt counts against `max_attempts` (and spent the retry budget): every
+    /// attempt does, but a retry that a host refused while [`Backoff`](crate::Backoff) rode
+    /// it out (see [`RideOut`](crate::backoff::RideOut)). Such a refusal cost the server
+    /// nothing, and the request waits for the host instead, for at most the ride-out window.
+    pub fn counted(&self) -> bool {
+        self.counted
     }
 }
 
@@ -322,8 +324,8 @@ impl fmt::Display for AttemptHistory {
             if let Some(waited) = summary.waited {
                 write!(f, " waited {waited:?}")?;
             }
-            if summary.probe {
-                f.write_str(" (probe)")?;
+            if !summary.counted {
+                f.write_str(" (not counted)")?;
             }
         }
         f.write_str(")")?;

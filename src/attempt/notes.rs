@@ -6,9 +6,9 @@ use std::time::Duration;
 /// Nothing reported yet.
 const UNSET: u64 = u64::MAX;
 
-/// The attempt was sent as the probe of a host that refuses connections, and the host refused
-/// it: it does not count against the request's attempts, nor spend the budget.
-const PROBE_REFUSED: u8 = 1;
+/// The attempt was refused by a host that `Backoff` rides out (it refuses connections): it does
+/// not count against the request's attempts, nor spend the budget.
+const NOT_COUNTED: u8 = 1;
 /// The attempt went to a host that refuses connections at the end of the request's ride-out
 /// window, and was refused: the request stops.
 const RIDE_OUT_OVER: u8 = 2;
@@ -24,7 +24,7 @@ pub(crate) struct Notes {
     wait: AtomicU64,
     /// Nanoseconds the request waited for its host over all its attempts (never cleared).
     waited: AtomicU64,
-    /// `PROBE_REFUSED`, `RIDE_OUT_OVER`, for the attempt under way.
+    /// `NOT_COUNTED`, `RIDE_OUT_OVER`, for the attempt under way.
     flags: AtomicU8,
 }
 
@@ -35,8 +35,8 @@ pub(crate) struct Reported {
     pub(crate) delay: Option<Duration>,
     /// The wait for its host before it.
     pub(crate) wait: Option<Duration>,
-    /// It was the refused probe of a host that is down.
-    pub(crate) probe_refused: bool,
+    /// A host that is ridden out refused it: it does not count.
+    pub(crate) not_counted: bool,
     /// Its host is down and the request's ride-out window is spent.
     pub(crate) ride_out_over: bool,
 }
@@ -68,8 +68,8 @@ impl Notes {
         Duration::from_nanos(self.waited.load(Ordering::Relaxed))
     }
 
-    pub(crate) fn probe_refused(&self) {
-        self.flags.fetch_or(PROBE_REFUSED, Ordering::Relaxed);
+    pub(crate) fn not_counted(&self) {
+        self.flags.fetch_or(NOT_COUNTED, Ordering::Relaxed);
     }
 
     pub(crate) fn ride_out_over(&self) {
@@ -91,7 +91,7 @@ impl Notes {
         Reported {
             delay: duration(self.delay.swap(UNSET, Ordering::Relaxed)),
             wait: duration(self.wait.swap(UNSET, Ordering::Relaxed)),
-            probe_refused: flags & PROBE_REFUSED != 0,
+            not_counted: flags & NOT_COUNTED != 0,
             ride_out_over: flags & RIDE_OUT_OVER != 0,
         }
     }

@@ -195,7 +195,7 @@ where
         how = sent.as_str(),
         "the attempt goes out after waiting for its host"
     );
-    watch.sending(sent, record.notes().cloned());
+    watch.sending(sent, &record);
     State::Waiting {
         pending: Some((service, request)),
     }

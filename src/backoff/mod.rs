@@ -182,6 +182,7 @@ where
     }
 
     fn call(&mut self, request: Req) -> Self::Future {
+        let record = AttemptRecord::of(&request);
         let watch = match &self.config.registry {
             None => Watch::none(),
             Some(registry) => {
@@ -193,11 +194,12 @@ where
                 Watch::new(Arc::clone(registry), key)
             }
         };
-        let record = AttemptRecord::of(&request);
         if record.is_first() {
             // The happy path: a first attempt to a host not known to be down goes at once.
             return ResponseFuture::now(self.inner.call(request), watch);
         }
+        // A retry: were the host to refuse it, the request's notes would say so.
+        let watch = watch.with_record(record);
         let decision = self.decide(record);
         self.act(decision, request, watch)
     }
@@ -238,7 +240,7 @@ impl<S: Clone, B: Schedule> Backoff<S, B> {
     /// An attempt to a host that may be down: held while it is (see [`RideOut`]).
     #[cold]
     #[inline(never)]
-    fn ride_out<Req>(&mut self, request: Req, mut watch: Watch) -> ResponseFuture<S, Req>
+    fn ride_out<Req>(&mut self, request: Req, watch: Watch) -> ResponseFuture<S, Req>
     where
         Req: AttemptRequest,
         S: Service<Req>,
@@ -252,6 +254,12 @@ impl<S: Clone, B: Schedule> Backoff<S, B> {
                 return abandon(record, reason);
             }
         }
+        // A retry refused as usual reports it (a first attempt counts whatever happens to it:
+        // it is how the host is found down).
+        let mut watch = match record.is_first() {
+            true => watch,
+            false => watch.with_record(record),
+        };
         let Some((registry, key)) = watch.registry() else {
             return self.act(decision, request, watch);
         };
@@ -268,12 +276,12 @@ impl<S: Clone, B: Schedule> Backoff<S, B> {
                 if !record.is_first() {
                     record.report_delay(Duration::ZERO);
                 }
-                watch.sending(Sent::Probe, record.notes().cloned());
+                watch.sending(Sent::Probe, record);
                 ResponseFuture::now(self.inner.call(request), watch)
             }
             Admission::NoRoom if record.is_first() => {
                 // It goes out, to fail with its own error if the host is still down.
-                watch.sending(Sent::LastLook, record.notes().cloned());
+                watch.sending(Sent::LastLook, record);
                 ResponseFuture::now(self.inner.call(request), watch)
             }
             Admission::NoRoom => abandon(record, StopReason::HostDown),

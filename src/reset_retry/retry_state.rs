@@ -85,9 +85,9 @@ where
     seed: Option<u64>,
     /// Shared with the records of the retries, for the layers below to report back.
     notes: Option<Arc<Notes>>,
-    /// Attempts that were the refused probe of a host that is down: not counted against
+    /// Attempts refused by a host that `Backoff` rides out: not counted against
     /// `max_attempts` (see `backoff::RideOut`).
-    probes: u32,
+    uncounted: u32,
     /// How long an attempt that was then abandoned waited for its host.
     unsent_wait: Option<Duration>,
     /// Ends the wait for readiness at the deadline.
@@ -134,7 +134,7 @@ where
             previous: None,
             seed: None,
             notes: None,
-            probes: 0,
+            uncounted: 0,
             unsent_wait: None,
             ready_timer: None,
         }
@@ -322,7 +322,7 @@ where
         {
             self.summaries.push(
                 AttemptSummary::new(self.attempt, failure, reported.delay)
-                    .with_wait(reported.wait, reported.probe_refused && failure.is_some()),
+                    .with_wait(reported.wait, !(reported.not_counted && failure.is_some())),
             );
         }
         let Some(failure) = failure else {
@@ -335,11 +335,12 @@ where
         };
         self.previous = Some(failure);
         // What `Backoff` said about a host that refuses connections (see `backoff::RideOut`):
-        // a refused probe is the host's, not one of the request's attempts; a refusal at the
-        // end of the window ends the request.
-        let probe = reported.probe_refused;
-        if probe {
-            self.probes += 1;
+        // a retry it refused while riding it out does not count (the request waits for the
+        // host instead, at most the window); a refusal at the end of the window ends the
+        // request.
+        let uncounted = reported.not_counted;
+        if uncounted {
+            self.uncounted += 1;
         }
         // The host refused the connection: the next attempt may wait for it, and be sent as
         // its probe, which needs a copy of the request to send after it.
@@ -348,7 +349,7 @@ where
             self.give_up(StopReason::HostDown);
             return AttemptEnd::Done(self.finish(result, StopReason::HostDown));
         }
-        match self.next_request(failure, hint, result.as_ref().ok(), probe, host_down) {
+        match self.next_request(failure, hint, result.as_ref().ok(), uncounted, host_down) {
             Ok(request) => {
                 self.held = Some(result);
                 AttemptEnd::Retry(request)
@@ -367,12 +368,12 @@ where
         failure: FailureClass,
         hint: Option<ServerHint>,
         response: Option<&S::Response>,
-        probe: bool,
+        uncounted: bool,
         host_down: bool,
     ) -> Result<Req, StopReason> {
         let attempt = self.attempt;
-        // The attempts that count: refused probes do not.
-        let counted = attempt - self.probes;
+        // The attempts that count: those a ridden-out host refused do not.
+        let counted = attempt - self.uncounted;
         if counted >= self.max_attempts {
             return Err(StopReason::AttemptsExhausted);
         }
@@ -399,8 +400,8 @@ where
             return Err(StopReason::NotSafeToRepeat);
         }
         // A protocol refusal cost the server nothing, so it does not spend the budget; nor does
-        // a refused probe (which goes on its own schedule, one at a time per host).
-        if failure != FailureClass::Refused && !probe {
+        // a connection refused by a host that is ridden out (the retry waits for it).
+        if failure != FailureClass::Refused && !uncounted {
             if let Some(budget) = &self.budget {
                 if !budget.try_withdraw() {
                     return Err(StopReason::BudgetSpent);
@@ -410,8 +411,7 @@ where
 
         let next = attempt + 1;
         // Keep the copy while more attempts may follow (after a refused connection they may:
-        // the next attempt may be a refused probe, which does not count); the last attempt
-        // takes it.
+        // the next refusal may not count); the last attempt takes it.
         let mut request = if counted + 1 < self.max_attempts || host_down {
             match self.cloner.clone_request(copy) {
                 Some(request) => request,

@@ -234,20 +234,63 @@ async fn a_retry_after_a_refused_connection_waits_for_the_probes_which_do_not_co
         None,
         "the first attempt went out at once"
     );
-    assert!(!summaries[0].is_refused_probe());
+    assert!(
+        summaries[0].counted(),
+        "the refusal that found the host down counts"
+    );
     for (summary, waited) in summaries[1..].iter().zip([10, 20, 40]) {
         assert_eq!(summary.waited(), Some(ms(waited)));
         assert_eq!(summary.delay(), Some(Duration::ZERO), "no backoff besides");
     }
-    assert!(summaries[1].is_refused_probe() && summaries[2].is_refused_probe());
-    assert!(!summaries[3].is_refused_probe(), "the answered probe");
+    assert!(
+        !summaries[1].counted() && !summaries[2].counted(),
+        "refused probes do not"
+    );
+    assert!(summaries[3].counted(), "the answered probe");
     assert_eq!(history.total_waited(), ms(70));
     assert_eq!(history.stop_reason(), StopReason::Succeeded);
     assert_eq!(
         history.to_string(),
-        "4 attempts (never_sent, never_sent after 0ns waited 10ms (probe), never_sent after 0ns \
-         waited 20ms (probe), ok after 0ns waited 40ms); stopped: the request succeeded"
+        "4 attempts (never_sent, never_sent after 0ns waited 10ms (not counted), never_sent \
+         after 0ns waited 20ms (not counted), ok after 0ns waited 40ms); stopped: the request \
+         succeeded"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_the_host_refuses_does_not_count_and_waits_for_it() {
+    // A GET reset when the server died: the retry goes at once, on a new connection, and is
+    // refused. That refusal finds the host down; it does not count, and the request waits:
+    // after three refusals, its third attempt (the last it is allowed) is sent.
+    let layer = ServiceBuilder::new()
+        .layer(retry(3))
+        .layer(backoff(ride_out(2000, 10, 80)));
+    let script = vec![
+        fail(RESET, "reset"),
+        fail(REFUSED, "refused"),
+        fail(REFUSED, "refused"),
+        status(200),
+    ];
+    let run = send(&layer, down("/a"), script).await;
+    assert_eq!(run.status(), 200);
+    assert_eq!(run.gaps(), [0, 10, 20].map(ms).to_vec());
+    let history = run.response().extensions().get::<AttemptHistory>().unwrap();
+    let counted: Vec<bool> = history.summaries().iter().map(|s| s.counted()).collect();
+    assert_eq!(counted, [true, false, false, true]);
+
+    // With two attempts, the retry is the last: no copy is left to send another, so its
+    // refusal counts and ends the request.
+    let layer = ServiceBuilder::new()
+        .layer(retry(2))
+        .layer(backoff(ride_out(2000, 10, 80)));
+    let mut request = down("/b");
+    let observer = HistoryObserver::attach(&mut request);
+    let script = vec![fail(RESET, "reset"), fail(REFUSED, "refused")];
+    let run = send(&layer, request, script).await;
+    assert_eq!(run.io_error().kind(), io::ErrorKind::ConnectionRefused);
+    let history = observer.get().unwrap();
+    assert_eq!(history.stop_reason(), StopReason::AttemptsExhausted);
+    assert!(history.summaries().iter().all(|s| s.counted()));
 }
 
 #[tokio::test(start_paused = true)]
@@ -640,7 +683,7 @@ async fn a_30_s_outage_at_200_requests_a_second() {
     let probes = ended
         .iter()
         .flat_map(|ended| ended.history().summaries().to_vec())
-        .filter(|summary| summary.is_refused_probe())
+        .filter(|summary| !summary.counted())
         .count();
     println!(
         "30 s outage, {requests} requests: {attempts} connection attempts ({probes} probes), \

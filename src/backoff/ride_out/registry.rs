@@ -351,33 +351,37 @@ impl Registry {
         }
     }
 
-    /// An attempt sent to the host of `key` ended.
-    pub(crate) fn ended(&self, key: HostKey, sent: Sent, outcome: Outcome) {
+    /// An attempt sent to the host of `key` ended. Returns whether the host is tracked as down
+    /// now (when it is, requests to it wait).
+    pub(crate) fn ended(&self, key: HostKey, sent: Sent, outcome: Outcome) -> bool {
         let now = Instant::now();
         let mut hosts = self.lock();
         match outcome {
             Outcome::HostDown => {
                 let Some(index) = self.down_host(&mut hosts, key, now) else {
-                    return;
+                    return false;
                 };
                 let host = &mut hosts.list[index];
                 host.touched = now;
-                let Some(down) = &mut host.down else { return };
+                let Some(down) = &mut host.down else {
+                    return false;
+                };
                 down.last_refusal = now;
                 if sent == Sent::Probe {
                     self.probe_failed(down, now);
                     host.wake_candidate();
                 }
+                true
             }
             Outcome::Answered => {
                 // An attempt sent before the host was known to be down may have gone out on a
                 // connection made before (a server that stops accepting may still serve the
                 // connections it has): only one sent since says the host accepts again.
                 if sent == Sent::Normal {
-                    return;
+                    return false;
                 }
                 let Some(index) = hosts.list.iter().position(|host| host.key == key) else {
-                    return;
+                    return false;
                 };
                 let Hosts { list, rng, .. } = &mut *hosts;
                 let host = &mut list[index];
@@ -385,21 +389,25 @@ impl Registry {
                     self.release(host, rng, now);
                     self.update_down_bits(list);
                 }
+                false
             }
             Outcome::OtherError | Outcome::Dropped => {
                 if sent != Sent::Probe {
-                    return;
+                    return false;
                 }
                 let Some(host) = hosts.list.iter_mut().find(|host| host.key == key) else {
-                    return;
+                    return false;
                 };
-                let Some(down) = &mut host.down else { return };
+                let Some(down) = &mut host.down else {
+                    return false;
+                };
                 if outcome == Outcome::OtherError {
                     self.probe_failed(down, now);
                 } else {
                     down.probe_out = false;
                 }
                 host.wake_candidate();
+                true
             }
         }
     }

@@ -11,7 +11,7 @@ use tower::BoxError;
 
 use super::registry::Outcome;
 use super::{HostKey, Registry, Sent, WaitPoll};
-use crate::attempt::Notes;
+use crate::attempt::{AttemptRecord, Notes};
 use crate::classify::is_host_down;
 
 /// A waiting request's place in its host's line; leaves the line when dropped.
@@ -76,6 +76,9 @@ pub(crate) struct Watch {
     sent: Sent,
     /// The request's notes, for an attempt sent to a down host.
     notes: Option<Arc<Notes>>,
+    /// The attempt is the request's last: no copy is left to send another, so its refusal
+    /// counts.
+    last: bool,
 }
 
 impl Watch {
@@ -86,6 +89,7 @@ impl Watch {
             key: HostKey::UNKNOWN,
             sent: Sent::Normal,
             notes: None,
+            last: false,
         }
     }
 
@@ -96,6 +100,7 @@ impl Watch {
             key,
             sent: Sent::Normal,
             notes: None,
+            last: false,
         }
     }
 
@@ -104,10 +109,19 @@ impl Watch {
         self.registry.as_ref().map(|registry| (registry, self.key))
     }
 
-    /// The attempt will be sent this way; `notes` are the request's.
-    pub(crate) fn sending(&mut self, sent: Sent, notes: Option<Arc<Notes>>) {
+    /// With the notes of the request (a retry's) that `record` is of: a refusal by a
+    /// ridden-out host is reported there.
+    pub(crate) fn with_record(mut self, record: &AttemptRecord) -> Self {
+        self.notes = record.notes().cloned();
+        self.last = record.is_last();
+        self
+    }
+
+    /// The attempt of `record` will be sent this way.
+    pub(crate) fn sending(&mut self, sent: Sent, record: &AttemptRecord) {
         self.sent = sent;
-        self.notes = notes;
+        self.notes = record.notes().cloned();
+        self.last = record.is_last();
     }
 
     /// The attempt ended with `result`.
@@ -125,14 +139,20 @@ impl Watch {
             Err(_) if sent == Sent::Normal => return,
             Err(_) => Outcome::OtherError,
         };
+        let tracked = registry.ended(self.key, sent, outcome);
         if let (Outcome::HostDown, Some(notes)) = (outcome, &self.notes) {
             match sent {
-                Sent::Probe | Sent::Released => notes.probe_refused(),
+                // The end of the window: the request stops with this refusal.
                 Sent::LastLook => notes.ride_out_over(),
-                Sent::Normal => {}
+                // The host is ridden out: the next attempt waits for it, and this one does not
+                // count (were the host not tracked, nothing would bound the retries; were it the
+                // last attempt, there would be no copy to send another).
+                Sent::Probe | Sent::Released | Sent::Normal if tracked && !self.last => {
+                    notes.not_counted();
+                }
+                Sent::Probe | Sent::Released | Sent::Normal => {}
             }
         }
-        registry.ended(self.key, sent, outcome);
     }
 }
 

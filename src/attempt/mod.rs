@@ -4,7 +4,10 @@
 //! it decide *when* and *on which connection*. They never see each other: each retry carries an
 //! [`AttemptRecord`] in its request extensions (its number, why the previous attempt failed, the
 //! deadline), and an inner layer reads it. A request without a record is a first attempt, which
-//! is why the first attempt carries none: nothing to allocate when nothing fails.
+//! is why the first attempt carries none: nothing to allocate when nothing fails. (While some
+//! host refuses connections, `ResetRetry` gives the first attempt of a retryable request a
+//! channel back of its own, so that `Backoff` can report holding it for its host: see
+//! [`RideOut`](crate::backoff::RideOut).)
 //!
 //! The record also carries a way back: an inner layer that delays an attempt reports how long
 //! ([`AttemptRecord::report_delay`], and [`AttemptRecord::report_wait`] for a wait for a host

@@ -99,7 +99,9 @@ impl<B> BackoffLayer<B> {
     /// Whether the first retry after a connection failure (never sent, refused, or reset with an
     /// unknown outcome) goes out at once. The usual cause is a stale pooled connection, which a
     /// fresh connection fixes: waiting would only add latency. Later retries, and retries after
-    /// an "unavailable" answer, follow the schedule.
+    /// an "unavailable" answer, follow the schedule. After a connection *refused* (nothing
+    /// listens), the retry waits for the host instead, unless riding out is off (see
+    /// [`ride_out`](Self::ride_out)).
     ///
     /// Defaults to `true`.
     pub fn immediate_first_retry(mut self, immediate: bool) -> Self {

@@ -18,16 +18,23 @@
 //!   sent and the caller gets the last real failure at once. (tokio's timer wakes at whole
 //!   milliseconds, so a wait that ends exactly at the deadline may start the attempt up to 1 ms
 //!   after it.)
+//! * a host that **refuses connections** (nothing listens: a restart, a deploy) is ridden out:
+//!   requests to it, new ones and retries, wait for it behind one probe, for up to 2 s and never
+//!   past the deadline, instead of each failing or retrying on its own timer; when it answers
+//!   again they are released spread out. A retry it refuses meanwhile does not count against
+//!   the attempts. See [`ride_out`] (on by default, [`BackoffLayer::ride_out`] to change it).
 //!
 //! An attempt that must not go out ends with an [`AttemptAbandoned`] error, which `ResetRetry`
 //! replaces with the outcome of the previous attempt; the caller never sees it when the layers
 //! are stacked.
 //!
 //! A request without a record (a first attempt, or a request that did not come through
-//! `ResetRetry`) goes straight to the inner service: no timer, no allocation. While it sleeps, the
-//! layer holds no readiness of the inner service (a concurrency permit, a buffer slot): it polls
-//! the service ready only once the wait is over. Dropping the response future cancels the sleep;
-//! no task is spawned.
+//! `ResetRetry`) goes straight to the inner service: no timer, no allocation, no lock; its host
+//! is hashed and one atomic bit read, to know whether the host refuses connections (then the
+//! request waits for it, see [`ride_out`]). While it sleeps or waits, the layer holds no
+//! readiness of the inner service (a concurrency permit, a buffer slot): it polls the service
+//! ready only once the wait is over. Dropping the response future cancels the sleep; no task is
+//! spawned.
 //!
 //! The error type is [`tower::BoxError`], like tower's own `Timeout`: the inner service's error
 //! is boxed as it is, so `downcast_ref` still finds it.

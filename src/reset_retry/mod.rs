@@ -10,7 +10,9 @@
 //!    deadline, and a [`Budget`] shared by every service of the layer so that retries cannot
 //!    multiply the load of a struggling server. Protocol refusals (h2 `REFUSED_STREAM`, graceful
 //!    `GOAWAY`) do not spend the budget, since the server did no work, but still count against
-//!    `max_attempts`.
+//!    `max_attempts`. A retry refused by a host that `BackoffLayer` rides out (it refuses
+//!    connections, see [`RideOut`](crate::backoff::RideOut)) counts against neither: the request
+//!    waits for the host instead, for at most the ride-out window.
 //! 3. *Is it safe to send this request again?* The [`policy`]: by default, a request the server
 //!    never processed may be retried whatever its method, and a request whose outcome is unknown
 //!    only if it is idempotent.

@@ -181,7 +181,7 @@ impl Ended {
 
     /// The io error the request failed with: the host's own, unwrapped.
     fn io_error(&self) -> &io::Error {
-        let error = self.result.as_ref().err().expect("an error");
+        let error = self.result.as_ref().expect_err("an error");
         error
             .downcast_ref::<io::Error>()
             .unwrap_or_else(|| panic!("the io error itself: {error:?}"))

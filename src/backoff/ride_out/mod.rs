@@ -14,31 +14,43 @@
 //!   request was written) or an overloaded server (a reset during the handshake, a connect
 //!   timeout) does not: the usual backoff handles those.
 //! * **Waiting**: while its host is down, an attempt (a new request, or a retry) is held
-//!   instead of sent, for at most the [window](RideOutBuilder::window) (counted over all the
-//!   attempts of the request) and never past the request's deadline.
+//!   instead of sent, for at most the [window](RideOutBuilder::window) (2 s by default, counted
+//!   over all the attempts of the request) and never past the request's deadline. The wait
+//!   takes the place of the backoff delay.
 //! * **One probe**: connection attempts to a down host come from one probe at a time, on a
 //!   [schedule](RideOutBuilder::probes) of its own (jittered, exponential, capped). The probe is
-//!   one of the waiting requests, the one that has waited longest, sent as it is. A probe the
-//!   host refused does not count against the request's `max_attempts` nor spend the retry
-//!   budget (it is the host's probe, and a refused connection cost the server nothing): the
-//!   request goes back to waiting.
-//! * **Released, spread**: when the probe (or any request to the host) gets an answer, the
-//!   waiting requests are released oldest first, 2 ms apart at most and within the
-//!   [release spread](RideOutBuilder::release_spread), so that the returning server is not hit
-//!   by all of them at once.
-//! * **At the window's end**, a request that is still waiting goes out once, so that it fails
-//!   with its own, real connect error (or succeeds, if the host is back and nobody noticed yet);
-//!   a retry goes out only if no attempt was refused while it waited, and otherwise ends at once
-//!   with the error of the attempt before it. Either way the request stops with
-//!   [`StopReason::HostDown`](crate::attempt::StopReason::HostDown): a long outage costs each
-//!   request one window and about one connection attempt, not a retry storm.
+//!   one of the waiting requests, the one that has waited longest, sent as it is; it has to be
+//!   a request that `ResetRetry` can send again (so `Backoff` alone never probes: its requests
+//!   wait for the end of their window).
+//! * **Not counted**: a retry that the host refuses meanwhile (the probe, or the retry that
+//!   found the host down) does not count against `max_attempts` nor spend the retry budget: a
+//!   refused connection cost the server nothing, the request goes back to waiting, and the
+//!   window bounds how long. A request's last attempt (no copy left to send another) counts.
+//! * **Released, spread**: when an attempt sent while the host was down (the probe, or one sent
+//!   at the end of its window) gets an answer, the waiting requests are released oldest first,
+//!   2 ms apart at most and within the [release spread](RideOutBuilder::release_spread), so
+//!   that the returning server is not hit by all of them at once. A released request keeps its
+//!   place until its turn: were the host to refuse again meanwhile, it waits again. (An answer
+//!   to a request sent before the host was down proves nothing: a server that stops accepting
+//!   may still serve the connections it has.)
+//! * **At the window's end**, a first attempt that is still waiting goes out once, so that it
+//!   fails with its own, real connect error (or succeeds, if the host is back and nobody
+//!   noticed yet); a retry goes out only if nothing was refused since the request began to
+//!   wait, and otherwise ends at once with the error of the attempt before it. Either way the
+//!   request stops with [`StopReason::HostDown`](crate::attempt::StopReason::HostDown): a long
+//!   outage costs each request one window and about one connection attempt, not a retry storm.
+//!
+//! The attempts' [`AttemptSummary::waited`](crate::attempt::AttemptSummary::waited) and
+//! [`counted`](crate::attempt::AttemptSummary::counted) say what happened; the
+//! `tower_reset::backoff` events say when a host goes down and comes back.
 //!
 //! # What it costs
 //!
-//! Nothing when no host is down: each attempt hashes its scheme and authority (a few
+//! Nothing when no host is down: each attempt hashes its scheme and authority (a few tens of
 //! instructions) and reads one atomic bit; no allocation, no lock, no clock read. While a host
-//! is down, requests to it take a lock shared by the layer's services, and each held request
-//! allocates its place in the line once.
+//! is down, requests to it take a lock shared by the layer's services, and the first attempt of
+//! a retryable request allocates the channel on which `Backoff` reports its wait (whatever its
+//! host: the flag that says "some host is down" is one for the process).
 //!
 //! # Limits
 //!
@@ -49,11 +61,13 @@
 //!   that is not ridden out (its requests fail as they would without it), and a down host that
 //!   nobody asked for in 10 s is forgotten;
 //! * at most [`max_waiters`](RideOutBuilder::max_waiters) requests (1,024 by default) wait per
-//!   host; past that a new request is not held: a first attempt goes out at once, a retry ends
-//!   with the error before it ([`StopReason::HostDown`](crate::attempt::StopReason::HostDown)).
+//!   host, each taking under 128 bytes of the line; past that a new request is not held:
+//!   a first attempt goes out at once, a retry ends with the error before it
+//!   ([`StopReason::HostDown`](crate::attempt::StopReason::HostDown)).
 //!
 //! No task is spawned: the waiting requests' futures keep their own timers, and the probe's
-//! schedule is kept by the request that would be the next probe.
+//! schedule is kept by the request that would be the next probe. Two hosts whose 64-bit keys
+//! collide would share their state (a wait that the next probe ends).
 //!
 //! # Examples
 //!
@@ -113,10 +127,11 @@ impl RideOut {
     /// Default window: 2 s.
     ///
     /// Long enough to bridge a restart of about 1.5 s (the window must also cover the time
-    /// from the return of the server to the next probe, up to 500 ms), the common case of a
-    /// process restart or a rolling deploy on one address; short enough that a request to a
-    /// host that stays down fails within the time an interactive caller would wait, and no
-    /// later than the longest default backoff delay (2 s).
+    /// from the return of the server to the next probe, up to 500 ms, and the release, up to
+    /// 100 ms), the common case of a process restart or a rolling deploy on one address; short
+    /// enough that a request to a host that stays down fails within the time an interactive
+    /// caller would wait, and no later than the longest default backoff delay (2 s). 1 s would
+    /// miss restarts of 600 ms to 1 s whenever the probe falls late.
     pub const DEFAULT_WINDOW: Duration = Duration::from_secs(2);
     /// Default number of requests that may wait per host: 1,024.
     pub const DEFAULT_MAX_WAITERS: usize = 1024;
@@ -156,9 +171,10 @@ impl RideOut {
     }
 
     /// The default probe schedule: 25 ms, doubling to 500 ms, each drawn from its upper half
-    /// ([`Jitter::Equal`]). About 6 probes in the first second of an outage and 2 a second
-    /// after that: a restart is noticed within 250 to 500 ms of its end, at a cost to the host
-    /// well under 10 connection attempts a second.
+    /// ([`Jitter::Equal`]): the probes go after 12 to 25 ms, then 25 to 50 ms more, and so on,
+    /// about 6 in the first second of an outage and 2 to 4 a second after that. A restart is
+    /// noticed at most 500 ms after its end (sooner for a short one), at a cost to the host well
+    /// under 10 connection attempts a second.
     pub fn default_probes() -> Exponential {
         Exponential::builder()
             .base(Duration::from_millis(25))

@@ -167,34 +167,27 @@ where
     Req: AttemptRequest,
 {
     let record = AttemptRecord::for_ride_out(&request);
-    let sent = match verdict {
-        WaitPoll::Go(sent) => sent,
-        WaitPoll::Abandon(reason) => {
-            let waited = ticket.waited(now);
-            record.report_wait(waited);
-            event!(
-                debug,
-                target: trace::BACKOFF,
-                attempt = record.number(),
-                ?waited,
-                reason = reason.as_str(),
-                "attempt abandoned after waiting for its host: {}",
-                reason
-            );
-            return State::Abandoned { reason };
-        }
-        WaitPoll::Pending(_) => Sent::Released,
-    };
     let waited = ticket.waited(now);
     record.report_wait(waited);
+    let how = match verdict {
+        WaitPoll::Go(sent) => sent.as_str(),
+        WaitPoll::Abandon(reason) => reason.as_str(),
+        WaitPoll::Pending(_) => Sent::Released.as_str(),
+    };
     event!(
         debug,
         target: trace::BACKOFF,
         attempt = record.number(),
         ?waited,
-        how = sent.as_str(),
-        "the attempt goes out after waiting for its host"
+        how,
+        "the attempt waited for its host: {}",
+        how
     );
+    let sent = match verdict {
+        WaitPoll::Go(sent) => sent,
+        WaitPoll::Abandon(reason) => return State::Abandoned { reason },
+        WaitPoll::Pending(_) => Sent::Released,
+    };
     watch.sending(sent, &record);
     State::Waiting {
         pending: Some((service, request)),

@@ -19,7 +19,6 @@ use tokio::time::Instant;
 use tower::limit::ConcurrencyLimitLayer;
 use tower::{BoxError, Service, ServiceBuilder, ServiceExt};
 use tower_reset::attempt::{AttemptHistory, HistoryObserver, StopReason};
-use tower_reset::backoff::policy::{Exponential, Jitter};
 use tower_reset::backoff::RideOut;
 use tower_reset::classify::FailureClass;
 use tower_reset::{BackoffLayer, ResetRetryLayer};
@@ -133,21 +132,11 @@ impl Service<Req> for Host {
     }
 }
 
-/// Probes after `base` ms, doubling to `max` ms, without jitter.
-fn probes(base: u64, max: u64) -> Exponential {
-    Exponential::builder()
-        .base(ms(base))
-        .max(ms(max))
-        .jitter(Jitter::None)
-        .build()
-        .expect("a valid probe schedule")
-}
-
-/// A window of `window` ms and [`probes`] of `base` to `max` ms.
+/// A window of `window` ms and probes after `base` ms, doubling to `max` ms, without jitter.
 fn ride_out(window: u64, base: u64, max: u64) -> RideOut {
     RideOut::builder()
         .window(ms(window))
-        .probes(probes(base, max))
+        .probes(exponential(base, max))
         .build()
         .expect("valid ride-out settings")
 }
@@ -469,7 +458,7 @@ async fn the_line_is_bounded_and_who_finds_it_full_does_not_wait() {
     let layer = BackoffLayer::new().seed(42).ride_out(
         RideOut::builder()
             .window(ms(1000))
-            .probes(probes(10_000, 10_000))
+            .probes(exponential(10_000, 10_000))
             .max_waiters(2)
             .build()
             .unwrap(),

@@ -113,23 +113,8 @@ struct Sent {
     history: Option<AttemptHistory>,
 }
 
-/// The default stack over hyper-util, whose connector records its attempts.
-fn default_stack() -> (
-    impl Service<
-            http::Request<Full<Bytes>>,
-            Response = http::Response<hyper::body::Incoming>,
-            Error = BoxError,
-            Future: Send,
-        > + Clone
-        + Send
-        + 'static,
-    BackoffLayer,
-    ConnectAttempts,
-) {
-    stack_with(BackoffLayer::new())
-}
-
-/// The default stack over hyper-util with `backoff`, whose connector records its attempts.
+/// The default stack over hyper-util with `backoff` (`BackoffLayer::new()`, or one to compare
+/// with), whose connector records its attempts.
 fn stack_with(
     backoff: BackoffLayer,
 ) -> (
@@ -467,7 +452,7 @@ async fn without_riding_out_a_restart_of_300_ms_fails_the_requests_sent_meanwhil
 async fn total_outage(outage: Duration) {
     let lab = Lab::builder().start().await.expect("start a lab");
     let url = lab.url("/down");
-    let (stack, backoff, attempts) = default_stack();
+    let (stack, backoff, attempts) = stack_with(BackoffLayer::new());
     // The host goes down for good.
     lab.stop().await;
     let start = Instant::now();
@@ -534,7 +519,7 @@ async fn total_outage(outage: Duration) {
 async fn a_crowd_that_waited_is_released_spread() {
     let lab = Lab::builder().start().await.expect("start a lab");
     let url = lab.url("/crowd");
-    let (stack, _, attempts) = default_stack();
+    let (stack, _, attempts) = stack_with(BackoffLayer::new());
     let start = Instant::now();
     let mut calls = JoinSet::new();
     let tick = Duration::from_millis(5);

@@ -72,7 +72,7 @@
 //! | `tower_reset::retry` | INFO | a retry went out, after its backoff (a retry abandoned before it went out is not logged) | `method`, `uri`, `attempt`, `class` (of the failure before it), `delay` |
 //! | `tower_reset::give_up` | INFO | a request ended on a failure of this crate's kind without another attempt | `method`, `uri`, `attempts`, `class`, `reason` ([`StopReason::as_str`](attempt::StopReason::as_str)) |
 //! | `tower_reset::backoff` | DEBUG | the backoff held an attempt back, or abandoned it; an attempt waited for a host that refuses connections (held, sent as the probe, released, or stopped at the end of the window) | `attempt`, `delay` or `reason`; `window`, `waited`, `how` (`probe`, `released`, `window_end`, or the stop reason) |
-//! | `tower_reset::backoff` | INFO | a host started to refuse connections and requests are held for it ([`backoff::RideOut`]), or it answers again and they are released | `host`, `down_for`; `waiters`, `spread` |
+//! | `tower_reset::backoff` | INFO | a host started to refuse connections and requests are held for it ([`backoff::RideOut`]), or it answers again and they are released | `host`, `down_for`; and, once it answers, `waiters`, `spread` |
 //! | `tower_reset` | INFO / DEBUG | [`FreshConnectionLayer`] condemned, retired or replaced a connection | `failure`, `idle_siblings_retired`, `reason` |
 //!
 //! The same facts, without `tracing`, are in each request's

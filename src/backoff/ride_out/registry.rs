@@ -70,6 +70,8 @@ struct Down {
     probe_out: bool,
     /// The jitter of this outage's probe schedule.
     seed: u64,
+    /// The event that says requests are held for it was emitted.
+    announced: bool,
 }
 
 struct Waiter {
@@ -247,7 +249,8 @@ impl Registry {
         if ends <= now {
             return Admission::NoRoom;
         }
-        if host.waiters.is_empty() {
+        if !down.announced {
+            down.announced = true;
             event!(
                 info,
                 target: trace::BACKOFF,
@@ -385,8 +388,8 @@ impl Registry {
                 };
                 let Hosts { list, rng, .. } = &mut *hosts;
                 let host = &mut list[index];
-                if host.down.take().is_some() {
-                    self.release(host, rng, now);
+                if let Some(down) = host.down.take() {
+                    self.release(host, &down, rng, now);
                     self.update_down_bits(list);
                 }
                 false
@@ -444,6 +447,7 @@ impl Registry {
                 next_probe: now.checked_add(first).unwrap_or(now),
                 probe_out: false,
                 seed,
+                announced: false,
             });
             attempt::host_went_down();
             // It refuses again: the requests released that have not gone yet wait again.
@@ -479,25 +483,23 @@ impl Registry {
     }
 
     /// The host answers again: its waiting requests go, oldest first, spread.
-    fn release(&self, host: &mut Host, rng: &mut Rng, now: Instant) {
+    fn release(&self, host: &mut Host, down: &Down, rng: &mut Rng, now: Instant) {
         attempt::host_came_back();
         let waiting = host
             .waiters
             .iter()
             .filter(|waiter| waiter.released.is_none())
             .count();
-        if waiting == 0 {
-            return;
-        }
         let spread = self.config.release_spread;
-        let gap = RELEASE_GAP.min(spread / u32::try_from(waiting).unwrap_or(u32::MAX));
+        let gap = RELEASE_GAP.min(spread / u32::try_from(waiting.max(1)).unwrap_or(u32::MAX));
         event!(
             info,
             target: trace::BACKOFF,
             host = %host.name.as_deref().unwrap_or("-"),
+            down_for = ?now.saturating_duration_since(down.since),
             waiters = waiting,
             spread = ?gap * u32::try_from(waiting).unwrap_or(u32::MAX),
-            "releasing the requests held: the host answers again"
+            "the host answers again: releasing the requests held"
         );
         let mut slot = Duration::ZERO;
         for waiter in host.waiters.iter_mut().filter(|w| w.released.is_none()) {

@@ -48,8 +48,9 @@ pub struct BackoffLayer<B = Exponential> {
     pub(super) immediate_first_retry: bool,
     pub(super) max_hint: Duration,
     pub(super) seed: Option<u64>,
-    pub(super) ride_out: RideOut,
-    /// The hosts that refuse connections; `None` when riding out is off.
+    /// The hosts that refuse connections, and the ride-out settings; `None` when riding out is
+    /// off. (Behind the `Arc`, so that the service `ResetRetry` clones for each retryable
+    /// request stays small.)
     pub(super) registry: Option<Arc<Registry>>,
 }
 
@@ -64,7 +65,6 @@ impl BackoffLayer {
             immediate_first_retry: true,
             max_hint: Self::DEFAULT_MAX_HINT,
             seed: None,
-            ride_out: RideOut::new(),
             registry: registry(RideOut::new(), None),
         }
     }
@@ -91,7 +91,6 @@ impl<B> BackoffLayer<B> {
             immediate_first_retry: self.immediate_first_retry,
             max_hint: self.max_hint,
             seed: self.seed,
-            ride_out: self.ride_out,
             registry: self.registry,
         }
     }
@@ -130,7 +129,7 @@ impl<B> BackoffLayer<B> {
     /// Defaults to none.
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = Some(seed);
-        self.registry = registry(self.ride_out, self.seed);
+        self.registry = registry(self.ride_out_settings(), self.seed);
         self
     }
 
@@ -156,14 +155,15 @@ impl<B> BackoffLayer<B> {
     ///
     /// Defaults to [`RideOut::new`]: a 2 s window.
     pub fn ride_out(mut self, ride_out: RideOut) -> Self {
-        self.ride_out = ride_out;
         self.registry = registry(ride_out, self.seed);
         self
     }
 
     /// The ride-out settings.
     pub fn ride_out_settings(&self) -> RideOut {
-        self.ride_out
+        self.registry
+            .as_ref()
+            .map_or_else(RideOut::off, |registry| registry.config())
     }
 
     /// How many hosts refuse connections and how many requests wait for them now, over every

@@ -297,7 +297,7 @@ impl<S: Clone, B: Schedule> Backoff<S, B> {
                     debug,
                     target: trace::BACKOFF,
                     attempt = record.number(),
-                    window = ?self.config.ride_out.window().saturating_sub(arrival.waited),
+                    window = ?registry.config().window().saturating_sub(arrival.waited),
                     "holding the attempt: its host refuses connections"
                 );
                 if !record.is_first() {

@@ -223,8 +223,8 @@ where
                 &self.limits,
                 deadline,
                 observer,
-            )
-            .with_notes(notes),
+                notes,
+            ),
         )
     }
 }

@@ -112,6 +112,7 @@ where
         limits: &Limits,
         deadline: Option<Instant>,
         observer: Option<HistoryObserver>,
+        notes: Option<Arc<Notes>>,
     ) -> Self {
         Self {
             #[cfg(feature = "tracing")]
@@ -133,17 +134,11 @@ where
             went_ahead: false,
             previous: None,
             seed: None,
-            notes: None,
+            notes,
             uncounted: 0,
             unsent_wait: None,
             ready_timer: None,
         }
-    }
-
-    /// The notes the first attempt's record carries, if it carries one.
-    pub(super) fn with_notes(mut self, notes: Option<Arc<Notes>>) -> Self {
-        self.notes = notes;
-        self
     }
 
     /// Polls the inner service ready for the next attempt, no longer than the deadline. On

@@ -182,6 +182,11 @@ impl Registry {
         }
     }
 
+    /// The settings.
+    pub(crate) fn config(&self) -> RideOut {
+        self.config
+    }
+
     /// The key of `request`'s host.
     #[inline]
     pub(crate) fn key<R: attempt::AttemptRequest + ?Sized>(&self, request: &R) -> HostKey {

@@ -282,11 +282,7 @@ impl Restart {
                 waiting
                     .iter()
                     .filter(|sent| sent.result.is_err())
-                    .map(|sent| (
-                        &sent.id,
-                        &sent.result,
-                        sent.history.as_ref().map(ToString::to_string)
-                    ))
+                    .map(|sent| self.describe(sent))
                     .collect::<Vec<_>>()
             );
             let died_gets: Vec<&Sent> = self
@@ -301,14 +297,43 @@ impl Restart {
         } else {
             // Past the window: each failure is the connection refused, at about the window.
             for sent in waiting.iter().filter(|sent| sent.result.is_err()) {
-                assert!(sent.refused, "{}: {:?}", sent.id, sent.result);
                 let stop = sent.history.as_ref().map(AttemptHistory::stop_reason);
-                assert_eq!(stop, Some(StopReason::HostDown), "{}", sent.id);
                 let took = sent.ended - sent.started;
-                assert!(took >= RideOut::DEFAULT_WINDOW, "{}: {took:?}", sent.id);
+                assert!(
+                    sent.refused
+                        && stop == Some(StopReason::HostDown)
+                        && took >= RideOut::DEFAULT_WINDOW,
+                    "{line}: {}",
+                    self.describe(sent)
+                );
             }
         }
         line
+    }
+
+    /// One request, for a failure message: its id, when it started and ended (from the
+    /// moment the server went down), its history and its result.
+    fn describe(&self, sent: &Sent) -> String {
+        let down_at = self.down.0;
+        let from = |at: Instant| {
+            if at >= down_at {
+                format!("+{:?}", at - down_at)
+            } else {
+                format!("-{:?}", down_at - at)
+            }
+        };
+        format!(
+            "{} from {} to {} (up at {}), died in flight: {}, {}: {:?}",
+            sent.id,
+            from(sent.started),
+            from(sent.ended),
+            from(self.down.1),
+            self.died_in_flight(sent),
+            sent.history
+                .as_ref()
+                .map_or("no history".to_owned(), ToString::to_string),
+            sent.result
+        )
     }
 
     /// Started while the server was down, or in flight but not yet sent when it went down.
@@ -318,7 +343,7 @@ impl Restart {
         let started_down = |sent: &&Sent| sent.started >= down_at && sent.started < up_at;
         self.sent
             .iter()
-            .filter(|sent| started_down(sent) || (in_flight(sent) && !self.died_in_flight(sent)))
+            .filter(|sent| (started_down(sent) || in_flight(sent)) && !self.died_in_flight(sent))
             .collect()
     }
 

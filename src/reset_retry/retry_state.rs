@@ -337,8 +337,8 @@ where
         if uncounted {
             self.uncounted += 1;
         }
-        // The host refused the connection: the next attempt may wait for it, and be sent as
-        // its probe, which needs a copy of the request to send after it.
+        // The host refused the connection: the next attempt may wait for it, and the host may
+        // refuse it too without it counting; a copy is kept for the one after.
         let host_down = result.as_ref().err().is_some_and(is_host_down_any);
         if reported.ride_out_over {
             self.give_up(StopReason::HostDown);

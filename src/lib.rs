@@ -21,7 +21,7 @@
 //! | layer | question | module |
 //! |---|---|---|
 //! | [`ResetRetryLayer`] | **whether** a failed request may be tried again | [`reset_retry`] |
-//! | [`BackoffLayer`] | **when** the next attempt may go out | [`backoff`] |
+//! | [`BackoffLayer`] | **when** the next attempt may go out (and how long to wait for a server that restarts) | [`backoff`] |
 //! | [`FreshConnectionLayer`] | **on which connection** it goes out | [`fresh_connection`] |
 //! | `ResumeLayer` (feature `resume`) | a `GET` **body** that breaks part-way continues, by range request | `resume` |
 //!
@@ -71,7 +71,8 @@
 //! |---|---|---|---|
 //! | `tower_reset::retry` | INFO | a retry went out, after its backoff (a retry abandoned before it went out is not logged) | `method`, `uri`, `attempt`, `class` (of the failure before it), `delay` |
 //! | `tower_reset::give_up` | INFO | a request ended on a failure of this crate's kind without another attempt | `method`, `uri`, `attempts`, `class`, `reason` ([`StopReason::as_str`](attempt::StopReason::as_str)) |
-//! | `tower_reset::backoff` | DEBUG | the backoff held an attempt back, or abandoned it | `attempt`, `delay` or `reason` |
+//! | `tower_reset::backoff` | DEBUG | the backoff held an attempt back, or abandoned it; an attempt waited for a host that refuses connections (held, sent as the probe, released, or stopped at the end of the window) | `attempt`, `delay` or `reason`; `window`, `waited`, `how` (`probe`, `released`, `window_end`, or the stop reason) |
+//! | `tower_reset::backoff` | INFO | a host started to refuse connections and requests are held for it ([`backoff::RideOut`]), or it answers again and they are released | `host`, `down_for`; and, once it answers, `waiters`, `spread` |
 //! | `tower_reset::fresh_connection` | INFO | [`FreshConnectionLayer`] condemned a connection after a failure: the pooled strategy poisoned it (and retired the idle siblings it counts), the reconnect strategy replaces it at the next `poll_ready` | `failure`, `idle_siblings_retired` (pooled) |
 //! | `tower_reset::fresh_connection` | DEBUG | the pooled strategy retired idle connections likely to be stale before a request not safe to repeat | `method`, `uri`, `retired`, `stale_after_ms` |
 //! | `tower_reset::fresh_connection` | DEBUG | the detour strategy sent an attempt that follows a failure, or a request not safe to repeat while the pool is likely stale, to a new connection | `failure`, `attempt`; or `method`, `uri` |

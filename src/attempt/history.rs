@@ -71,6 +71,10 @@ pub enum StopReason {
     /// An inner layer abandoned the next attempt for a reason of its own (see
     /// [`AttemptAbandoned::reason`](super::AttemptAbandoned::reason)).
     Abandoned,
+    /// The host refused connections for the whole ride-out window (or had too many requests
+    /// waiting already), so the request did not wait any longer: the caller gets its last
+    /// attempt's real connect error. See [`RideOut`](crate::backoff::RideOut).
+    HostDown,
 }
 
 impl StopReason {
@@ -89,6 +93,7 @@ impl StopReason {
             Self::ScheduleExhausted => "schedule_exhausted",
             Self::ServiceNotReady => "service_not_ready",
             Self::Abandoned => "abandoned",
+            Self::HostDown => "host_down",
         }
     }
 
@@ -113,6 +118,7 @@ impl StopReason {
             Self::ScheduleExhausted => "the backoff schedule has no more delays",
             Self::ServiceNotReady => "the service failed while getting ready",
             Self::Abandoned => "an inner layer abandoned the attempt",
+            Self::HostDown => "the host refused connections for the whole ride-out window",
         }
     }
 }
@@ -144,6 +150,8 @@ pub struct AttemptSummary {
     number: u32,
     failure: Option<FailureClass>,
     delay: Option<Duration>,
+    waited: Option<Duration>,
+    counted: bool,
 }
 
 impl AttemptSummary {
@@ -152,7 +160,16 @@ impl AttemptSummary {
             number,
             failure,
             delay,
+            waited: None,
+            counted: true,
         }
+    }
+
+    /// With what the layers below reported of the attempt besides its delay.
+    pub(crate) fn with_wait(mut self, waited: Option<Duration>, counted: bool) -> Self {
+        self.waited = waited;
+        self.counted = counted;
+        self
     }
 
     /// The attempt's number, starting at 1.
@@ -173,6 +190,21 @@ impl AttemptSummary {
     /// below `ResetRetryLayer`).
     pub fn delay(&self) -> Option<Duration> {
         self.delay
+    }
+
+    /// How long the attempt was held because its host refused connections (see
+    /// [`RideOut`](crate::backoff::RideOut)), as reported by the layer that held it; `None`
+    /// when it was not held. A wait for the host takes the place of the backoff delay.
+    pub fn waited(&self) -> Option<Duration> {
+        self.waited
+    }
+
+    /// Whether the attempt counts against `max_attempts` (and spent the retry budget): every
+    /// attempt does, but a retry that a host refused while [`Backoff`](crate::Backoff) rode
+    /// it out (see [`RideOut`](crate::backoff::RideOut)). Such a refusal cost the server
+    /// nothing, and the request waits for the host instead, for at most the ride-out window.
+    pub fn counted(&self) -> bool {
+        self.counted
     }
 }
 
@@ -205,11 +237,22 @@ impl AttemptSummary {
 pub struct AttemptHistory {
     summaries: Vec<AttemptSummary>,
     stop: StopReason,
+    unsent_wait: Option<Duration>,
 }
 
 impl AttemptHistory {
     pub(crate) fn new(summaries: Vec<AttemptSummary>, stop: StopReason) -> Self {
-        Self { summaries, stop }
+        Self {
+            summaries,
+            stop,
+            unsent_wait: None,
+        }
+    }
+
+    /// With the wait of an attempt that was then not sent.
+    pub(crate) fn with_unsent_wait(mut self, wait: Option<Duration>) -> Self {
+        self.unsent_wait = wait;
+        self
     }
 
     /// The history of a request sent once, whose attempt met `failure` (`None`: no failure of
@@ -247,6 +290,24 @@ impl AttemptHistory {
             .sum()
     }
 
+    /// The wait of an attempt that was not sent in the end (the host was still down at the end
+    /// of the window, so the request stopped with the error before it), included in
+    /// [`total_waited`](Self::total_waited); `None` when there was none.
+    pub fn unsent_wait(&self) -> Option<Duration> {
+        self.unsent_wait
+    }
+
+    /// The total time the request was held because its host refused connections (see
+    /// [`RideOut`](crate::backoff::RideOut)), the wait of an attempt that was then not sent
+    /// included.
+    pub fn total_waited(&self) -> Duration {
+        self.summaries
+            .iter()
+            .filter_map(AttemptSummary::waited)
+            .chain(self.unsent_wait)
+            .sum()
+    }
+
     /// Why the request stopped.
     pub fn stop_reason(&self) -> StopReason {
         self.stop
@@ -275,8 +336,18 @@ impl fmt::Display for AttemptHistory {
             if let Some(delay) = summary.delay {
                 write!(f, " after {delay:?}")?;
             }
+            if let Some(waited) = summary.waited {
+                write!(f, " waited {waited:?}")?;
+            }
+            if !summary.counted {
+                f.write_str(" (not counted)")?;
+            }
         }
-        write!(f, "); stopped: {}", self.stop)
+        f.write_str(")")?;
+        if let Some(waited) = self.unsent_wait {
+            write!(f, ", then waited {waited:?}")?;
+        }
+        write!(f, "; stopped: {}", self.stop)
     }
 }
 

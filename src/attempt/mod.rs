@@ -4,10 +4,14 @@
 //! it decide *when* and *on which connection*. They never see each other: each retry carries an
 //! [`AttemptRecord`] in its request extensions (its number, why the previous attempt failed, the
 //! deadline), and an inner layer reads it. A request without a record is a first attempt, which
-//! is why the first attempt carries none: nothing to allocate when nothing fails.
+//! is why the first attempt carries none: nothing to allocate when nothing fails. (While some
+//! host refuses connections, `ResetRetry` gives the first attempt of a retryable request a
+//! channel back of its own, so that `Backoff` can report holding it for its host: see
+//! [`RideOut`](crate::backoff::RideOut).)
 //!
 //! The record also carries a way back: an inner layer that delays an attempt reports how long
-//! ([`AttemptRecord::report_delay`]), and one that refuses to send it returns
+//! ([`AttemptRecord::report_delay`], and [`AttemptRecord::report_wait`] for a wait for a host
+//! that refused connections), and one that refuses to send it returns
 //! [`AttemptAbandoned`] with the reason. When the request is over, [`AttemptHistory`] says what
 //! happened: every attempt with the failure it met and the delay slept before it, and why the
 //! request stopped ([`StopReason`]). The history is put in the extensions of a response that
@@ -24,7 +28,22 @@ pub use self::abandoned::AttemptAbandoned;
 pub use self::history::{AttemptHistory, AttemptSummary, HistoryObserver, StopReason};
 pub use self::message::{AttemptRequest, AttemptResponse};
 
-pub(crate) use self::notes::Notes;
+pub(crate) use self::notes::{any_host_down, host_came_back, host_went_down, Notes};
+
+/// The notes `ResetRetry` gives the first attempt of a retryable request while some host
+/// refuses connections: a first attempt carries no [`AttemptRecord`], but `Backoff` may hold it
+/// for its host, and must then report the wait and count it against the request's window.
+#[derive(Debug, Clone)]
+pub(crate) struct FirstAttemptNotes {
+    notes: Arc<Notes>,
+    deadline: Option<Instant>,
+}
+
+impl FirstAttemptNotes {
+    pub(crate) fn new(notes: Arc<Notes>, deadline: Option<Instant>) -> Self {
+        Self { notes, deadline }
+    }
+}
 
 use std::fmt;
 use std::sync::Arc;
@@ -63,6 +82,7 @@ pub struct AttemptRecord {
     hint: Option<ServerHint>,
     deadline: Option<Instant>,
     seed: u64,
+    last: bool,
     /// Where inner layers report what they did with this attempt; shared with the
     /// `ResetRetry` that sent it.
     notes: Option<Arc<Notes>>,
@@ -77,6 +97,7 @@ impl AttemptRecord {
         hint: None,
         deadline: None,
         seed: 0,
+        last: false,
         notes: None,
     };
 
@@ -99,6 +120,7 @@ impl AttemptRecord {
             hint: None,
             deadline: None,
             seed: 0,
+            last: false,
             notes: None,
         }
     }
@@ -127,9 +149,41 @@ impl AttemptRecord {
         self
     }
 
+    /// Whether this is the request's last attempt: no copy of the request is left for another.
+    ///
+    /// ```
+    /// use tower_reset::attempt::AttemptRecord;
+    /// use tower_reset::classify::FailureClass;
+    ///
+    /// let record = AttemptRecord::retry(3, FailureClass::NeverSent).with_last(true);
+    /// assert!(record.is_last());
+    /// ```
+    pub fn with_last(mut self, last: bool) -> Self {
+        self.last = last;
+        self
+    }
+
     pub(crate) fn with_notes(mut self, notes: Arc<Notes>) -> Self {
         self.notes = Some(notes);
         self
+    }
+
+    /// The channel back to the `ResetRetry` that sent this attempt, if one did.
+    pub(crate) fn notes(&self) -> Option<&Arc<Notes>> {
+        self.notes.as_ref()
+    }
+
+    /// The record of `request` for a layer that holds it for its host: its record, or for a
+    /// first attempt, one with the notes and the deadline `ResetRetry` gave it (if it gave
+    /// any). Clones; for the slow path only.
+    pub(crate) fn for_ride_out<R: AttemptRequest + ?Sized>(request: &R) -> AttemptRecord {
+        let record = Self::of(request);
+        match request.extensions().get::<FirstAttemptNotes>() {
+            Some(first) if record.is_first() => Self::FIRST
+                .with_deadline(first.deadline)
+                .with_notes(Arc::clone(&first.notes)),
+            _ => record.clone(),
+        }
     }
 
     /// The record carried by `request`, or [`AttemptRecord::FIRST`] when it carries none.
@@ -171,6 +225,21 @@ impl AttemptRecord {
         self.deadline
     }
 
+    /// Whether this is the request's last attempt: [`ResetRetry`](crate::ResetRetry) has no
+    /// copy left to send another, whatever happens to this one. `false` for a first attempt.
+    pub fn is_last(&self) -> bool {
+        self.last
+    }
+
+    /// How long the request has waited for its host so far, over its earlier attempts, as
+    /// reported with [`report_wait`](Self::report_wait); zero on a record that no
+    /// [`ResetRetry`](crate::ResetRetry) sent.
+    pub fn waited(&self) -> Duration {
+        self.notes
+            .as_ref()
+            .map_or(Duration::ZERO, |notes| notes.total_wait())
+    }
+
     /// A random number drawn once per request and the same for all its attempts, for layers
     /// that need per-request randomness (such as backoff jitter).
     pub fn seed(&self) -> u64 {
@@ -199,6 +268,28 @@ impl AttemptRecord {
             notes.delayed(delay);
         }
     }
+
+    /// Reports that this attempt was held for `waited` because its host refused connections
+    /// (see [`RideOut`](crate::backoff::RideOut)). It appears as [`AttemptSummary::waited`] in
+    /// the request's [`AttemptHistory`], and adds to [`waited`](Self::waited), which the
+    /// ride-out window is counted against.
+    ///
+    /// Does nothing on a record that no [`ResetRetry`](crate::ResetRetry) sent.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_reset::attempt::AttemptRecord;
+    ///
+    /// fn after_waiting_for_the_host<B>(request: &http::Request<B>, waited: Duration) {
+    ///     AttemptRecord::of(request).report_wait(waited);
+    /// }
+    /// # after_waiting_for_the_host(&http::Request::new(()), Duration::from_millis(300));
+    /// ```
+    pub fn report_wait(&self, waited: Duration) {
+        if let Some(notes) = &self.notes {
+            notes.waited_for_host(waited);
+        }
+    }
 }
 
 impl PartialEq for AttemptRecord {
@@ -211,6 +302,7 @@ impl PartialEq for AttemptRecord {
             && self.hint == other.hint
             && self.deadline == other.deadline
             && self.seed == other.seed
+            && self.last == other.last
     }
 }
 
@@ -225,6 +317,7 @@ impl fmt::Debug for AttemptRecord {
             .field("hint", &self.hint)
             .field("deadline", &self.deadline)
             .field("seed", &self.seed)
+            .field("last", &self.last)
             .finish()
     }
 }

@@ -18,16 +18,23 @@
 //!   sent and the caller gets the last real failure at once. (tokio's timer wakes at whole
 //!   milliseconds, so a wait that ends exactly at the deadline may start the attempt up to 1 ms
 //!   after it.)
+//! * a host that **refuses connections** (nothing listens: a restart, a deploy) is ridden out:
+//!   requests to it, new ones and retries, wait for it behind one probe, for up to 2 s and never
+//!   past the deadline, instead of each failing or retrying on its own timer; when it answers
+//!   again they are released spread out. A retry it refuses meanwhile does not count against
+//!   the attempts. See [`ride_out`] (on by default, [`BackoffLayer::ride_out`] to change it).
 //!
 //! An attempt that must not go out ends with an [`AttemptAbandoned`] error, which `ResetRetry`
 //! replaces with the outcome of the previous attempt; the caller never sees it when the layers
 //! are stacked.
 //!
 //! A request without a record (a first attempt, or a request that did not come through
-//! `ResetRetry`) goes straight to the inner service: no timer, no allocation. While it sleeps, the
-//! layer holds no readiness of the inner service (a concurrency permit, a buffer slot): it polls
-//! the service ready only once the wait is over. Dropping the response future cancels the sleep;
-//! no task is spawned.
+//! `ResetRetry`) goes straight to the inner service: no timer, no allocation, no lock; its host
+//! is hashed and one atomic bit read, to know whether the host refuses connections (then the
+//! request waits for it, see [`ride_out`]). While it sleeps or waits, the layer holds no
+//! readiness of the inner service (a concurrency permit, a buffer slot): it polls the service
+//! ready only once the wait is over. Dropping the response future cancels the sleep; no task is
+//! spawned.
 //!
 //! The error type is [`tower::BoxError`], like tower's own `Timeout`: the inner service's error
 //! is boxed as it is, so `downcast_ref` still finds it.
@@ -38,11 +45,14 @@
 pub mod future;
 mod layer;
 pub mod policy;
+pub mod ride_out;
 
 pub use self::future::ResponseFuture;
 pub use self::layer::BackoffLayer;
+pub use self::ride_out::{RideOut, RideOutBuilder, RideOutStatus};
 
 use std::mem;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -51,6 +61,7 @@ use tower::BoxError;
 use tower_service::Service;
 
 use self::policy::{Exponential, Schedule};
+use self::ride_out::{Admission, Arrival, Sent, Ticket, Watch};
 use crate::attempt::{AttemptRecord, AttemptRequest, StopReason};
 use crate::classify::FailureClass;
 use crate::hint::ServerHint;
@@ -98,6 +109,12 @@ impl<S, B> Backoff<S, B> {
     /// Unwraps the inner service.
     pub fn into_inner(self) -> S {
         self.inner
+    }
+
+    /// How many hosts refuse connections and how many requests wait for them now, over every
+    /// service of the layer that made this one (see [`RideOut`]).
+    pub fn ride_out_status(&self) -> RideOutStatus {
+        self.config.ride_out_status()
     }
 }
 
@@ -173,24 +190,45 @@ where
 
     fn call(&mut self, request: Req) -> Self::Future {
         let record = AttemptRecord::of(&request);
-        match self.decide(record) {
+        let watch = match &self.config.registry {
+            None => Watch::none(),
+            Some(registry) => {
+                let key = registry.key(&request);
+                if registry.may_be_down(key) {
+                    let registry = Arc::clone(registry);
+                    return self.ride_out(request, Watch::new(registry, key));
+                }
+                Watch::new(Arc::clone(registry), key)
+            }
+        };
+        if record.is_first() {
+            // The happy path: a first attempt to a host not known to be down goes at once.
+            return ResponseFuture::now(self.inner.call(request), watch);
+        }
+        // A retry: were the host to refuse it, the request's notes would say so.
+        let watch = watch.with_record(record);
+        let decision = self.decide(record);
+        self.act(decision, request, watch)
+    }
+}
+
+impl<S: Clone, B: Schedule> Backoff<S, B> {
+    /// Carries out `decision` for `request`.
+    #[inline]
+    fn act<Req>(&mut self, decision: Decision, request: Req, watch: Watch) -> ResponseFuture<S, Req>
+    where
+        Req: AttemptRequest,
+        S: Service<Req>,
+    {
+        let record = AttemptRecord::of(&request);
+        match decision {
             Decision::Now => {
                 if !record.is_first() {
                     record.report_delay(Duration::ZERO);
                 }
-                ResponseFuture::now(self.inner.call(request))
+                ResponseFuture::now(self.inner.call(request), watch)
             }
-            Decision::Abandon(reason) => {
-                event!(
-                    debug,
-                    target: trace::BACKOFF,
-                    attempt = record.number(),
-                    reason = reason.as_str(),
-                    "attempt abandoned before it was sent: {}",
-                    reason
-                );
-                ResponseFuture::abandoned(reason)
-            }
+            Decision::Abandon(reason) => abandon(record, reason),
             Decision::After(delay) => {
                 event!(
                     debug,
@@ -200,15 +238,111 @@ where
                     "backing off before the next attempt"
                 );
                 record.report_delay(delay);
-                // Give up the readiness `poll_ready` reserved (a permit, a buffer slot) rather
-                // than hold it while sleeping: the ready service is dropped, and the attempt uses
-                // a clone that it polls ready once the delay is over.
-                let fresh = self.inner.clone();
-                drop(mem::replace(&mut self.inner, fresh));
-                let service = self.inner.clone();
-                ResponseFuture::after(tokio::time::sleep(delay), service, request)
+                let service = self.give_up_readiness();
+                ResponseFuture::after(tokio::time::sleep(delay), service, request, watch)
             }
         }
+    }
+
+    /// An attempt to a host that may be down: held while it is (see [`RideOut`]).
+    #[cold]
+    #[inline(never)]
+    fn ride_out<Req>(&mut self, request: Req, watch: Watch) -> ResponseFuture<S, Req>
+    where
+        Req: AttemptRequest,
+        S: Service<Req>,
+    {
+        let record = &AttemptRecord::for_ride_out(&request);
+        let decision = self.decide(record);
+        // What the server said, and a schedule that ended, still hold; a wait for the host
+        // takes the place of the backoff delay (and ends at the deadline).
+        if let Decision::Abandon(reason) = decision {
+            if reason != StopReason::Deadline {
+                return abandon(record, reason);
+            }
+        }
+        // A retry refused as usual reports it (a first attempt counts whatever happens to it:
+        // it is how the host is found down).
+        let mut watch = match record.is_first() {
+            true => watch,
+            false => watch.with_record(record),
+        };
+        let Some((registry, key)) = watch.registry() else {
+            return self.act(decision, request, watch);
+        };
+        let registry = Arc::clone(registry);
+        let arrival = Arrival {
+            first: record.is_first(),
+            may_probe: record.notes().is_some() && !record.is_last(),
+            waited: record.waited(),
+            deadline: record.deadline(),
+        };
+        match registry.admit(key, || host_name(&request), arrival) {
+            Admission::Go => self.act(decision, request, watch),
+            Admission::Probe => {
+                if !record.is_first() {
+                    record.report_delay(Duration::ZERO);
+                }
+                watch.sending(Sent::Probe, record);
+                ResponseFuture::now(self.inner.call(request), watch)
+            }
+            Admission::NoRoom if record.is_first() => {
+                // It goes out, to fail with its own error if the host is still down.
+                watch.sending(Sent::LastLook, record);
+                ResponseFuture::now(self.inner.call(request), watch)
+            }
+            Admission::NoRoom => abandon(record, StopReason::HostDown),
+            Admission::Wait(id) => {
+                event!(
+                    debug,
+                    target: trace::BACKOFF,
+                    attempt = record.number(),
+                    window = ?registry.config().window().saturating_sub(arrival.waited),
+                    "holding the attempt: its host refuses connections"
+                );
+                if !record.is_first() {
+                    record.report_delay(Duration::ZERO);
+                }
+                let ticket = Ticket::new(registry, key, id, Instant::now());
+                let service = self.give_up_readiness();
+                ResponseFuture::held(ticket, service, request, watch)
+            }
+        }
+    }
+
+    /// Gives up the readiness `poll_ready` reserved (a permit, a buffer slot) rather than hold
+    /// it while waiting: the ready service is dropped, and the attempt uses a clone that it
+    /// polls ready once the wait is over.
+    fn give_up_readiness(&mut self) -> S {
+        let fresh = self.inner.clone();
+        drop(mem::replace(&mut self.inner, fresh));
+        self.inner.clone()
+    }
+}
+
+/// The future of an attempt that must not go out.
+fn abandon<S, Req>(record: &AttemptRecord, reason: StopReason) -> ResponseFuture<S, Req>
+where
+    S: Service<Req>,
+{
+    event!(
+        debug,
+        target: trace::BACKOFF,
+        attempt = record.number(),
+        reason = reason.as_str(),
+        "attempt abandoned before it was sent: {}",
+        reason
+    );
+    ResponseFuture::abandoned(reason)
+}
+
+/// `scheme://authority` of `request`, for the events.
+fn host_name<R: AttemptRequest + ?Sized>(request: &R) -> String {
+    let uri = request.uri();
+    match (uri.scheme_str(), uri.authority()) {
+        (Some(scheme), Some(authority)) => format!("{scheme}://{authority}"),
+        (None, Some(authority)) => authority.to_string(),
+        _ => "(no authority)".to_owned(),
     }
 }
 

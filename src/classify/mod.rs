@@ -39,12 +39,21 @@
 //!
 //! Errors that say nothing about the connection (`io::ErrorKind::TimedOut` alone, as a request
 //! timeout gives, or a `tower::timeout` elapsed) are `None`: the request may have been processed.
+//!
+//! Among the never-sent failures, [`is_host_down`] picks those that say *nothing listens at the
+//! address* (connection refused, host or network unreachable), as opposed to a stale connection
+//! (a fresh one at once is the fix) or a struggling server (backing off is): `BackoffLayer`
+//! waits for such a host behind one probe instead of retrying on a timer
+//! ([`RideOut`](crate::backoff::RideOut)).
 
 pub(crate) mod chain;
+mod host_down;
 mod responses;
 mod standard;
 mod statuses;
 
+pub use self::host_down::is_host_down;
+pub(crate) use self::host_down::is_host_down_any;
 pub use self::responses::{classify_response_fn, ClassifyResponseFn, WithResponses};
 pub use self::standard::StandardClassifier;
 pub use self::statuses::{RetryStatuses, RetryStatusesBuilder};

@@ -247,6 +247,13 @@ impl<P, C, R> ResetRetryBuilder<P, C, R> {
     /// the default 3 means the first attempt and up to 2 retries (reqwest-retry's
     /// `build_with_max_retries(3)` is `max_attempts(4)`).
     ///
+    /// A retry that a host refused while [`BackoffLayer`](crate::BackoffLayer) rode it out (it
+    /// refuses connections: see [`RideOut`](crate::backoff::RideOut)) does not count, and
+    /// spends no budget: it cost the server nothing, and the request waits for the host instead,
+    /// for at most the ride-out window ([`AttemptSummary::counted`] says which did not count).
+    ///
+    /// [`AttemptSummary::counted`]: crate::attempt::AttemptSummary::counted
+    ///
     /// Must be from 1 to 100. Defaults to 3.
     pub fn max_attempts(mut self, attempts: u32) -> Self {
         self.max_attempts = attempts;

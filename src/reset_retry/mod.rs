@@ -10,7 +10,9 @@
 //!    deadline, and a [`Budget`] shared by every service of the layer so that retries cannot
 //!    multiply the load of a struggling server. Protocol refusals (h2 `REFUSED_STREAM`, graceful
 //!    `GOAWAY`) do not spend the budget, since the server did no work, but still count against
-//!    `max_attempts`.
+//!    `max_attempts`. A retry refused by a host that `BackoffLayer` rides out (it refuses
+//!    connections, see [`RideOut`](crate::backoff::RideOut)) counts against neither: the request
+//!    waits for the host instead, for at most the ride-out window.
 //! 3. *Is it safe to send this request again?* The [`policy`]: by default, a request the server
 //!    never processed may be retried whatever its method, and a request whose outcome is unknown
 //!    only if it is idempotent.
@@ -70,6 +72,7 @@ pub use self::retry_state::DRAIN_LIMIT;
 
 use std::fmt;
 use std::mem;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tokio::time::Instant;
@@ -78,7 +81,9 @@ use tower_service::Service;
 use self::layer::Limits;
 use self::policy::{CloneBody, CloneRequest, RetryPolicy, StandardRetry};
 use self::retry_state::RetryState;
-use crate::attempt::{AttemptRequest, AttemptResponse, HistoryObserver, StopReason};
+use crate::attempt::{
+    self, AttemptRequest, AttemptResponse, FirstAttemptNotes, HistoryObserver, Notes, StopReason,
+};
 use crate::classify::{ClassifyError, ClassifyResponse, StandardClassifier};
 
 /// Sends a failed request again when the connection failed and doing so is safe; see the
@@ -176,7 +181,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Req) -> Self::Future {
+    fn call(&mut self, mut request: Req) -> Self::Future {
         let fast = if self.limits.max_attempts <= 1 {
             Err(StopReason::AttemptsExhausted)
         } else if !self.policy.may_retry(&request) {
@@ -210,6 +215,14 @@ where
             .deadline
             .and_then(|deadline| Instant::now().checked_add(deadline));
         let observer = request.extensions().get::<HistoryObserver>().cloned();
+        // While some host refuses connections, the first attempt carries notes (not a record:
+        // a first attempt has none), so that `Backoff` can report holding it for its host and
+        // count that against the request's ride-out window (see `backoff::RideOut`).
+        let notes = attempt::any_host_down().then(|| Arc::new(Notes::new()));
+        if let Some(notes) = &notes {
+            let first = FirstAttemptNotes::new(Arc::clone(notes), deadline);
+            request.extensions_mut().insert(first);
+        }
 
         // `self.inner` was polled ready: it is the one that takes this request. A clone, not yet
         // ready, takes its place, and the ready one travels in the future for the retries, which
@@ -228,6 +241,7 @@ where
                 &self.limits,
                 deadline,
                 observer,
+                notes,
             ),
         )
     }

@@ -20,7 +20,7 @@ use std::hash::{BuildHasher, RandomState};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use tokio::time::{Instant, Sleep};
 use tower_service::Service;
@@ -32,7 +32,7 @@ use crate::attempt::{
     AttemptAbandoned, AttemptHistory, AttemptRecord, AttemptRequest, AttemptResponse,
     AttemptSummary, HistoryObserver, Notes, StopReason,
 };
-use crate::classify::{ClassifyError, ClassifyResponse, FailureClass};
+use crate::classify::{is_host_down_any, ClassifyError, ClassifyResponse, FailureClass};
 use crate::hint::ServerHint;
 #[cfg(feature = "tracing")]
 use crate::trace;
@@ -88,6 +88,11 @@ where
     seed: Option<u64>,
     /// Shared with the records of the retries, for the layers below to report back.
     notes: Option<Arc<Notes>>,
+    /// Attempts refused by a host that `Backoff` rides out: not counted against
+    /// `max_attempts` (see `backoff::RideOut`).
+    uncounted: u32,
+    /// How long an attempt that was then abandoned waited for its host.
+    unsent_wait: Option<Duration>,
     /// Ends the wait for readiness at the deadline.
     ready_timer: Option<Pin<Box<Sleep>>>,
     /// The request's method and URI, for the events.
@@ -110,6 +115,7 @@ where
         limits: &Limits,
         deadline: Option<Instant>,
         observer: Option<HistoryObserver>,
+        notes: Option<Arc<Notes>>,
     ) -> Self {
         Self {
             #[cfg(feature = "tracing")]
@@ -133,7 +139,9 @@ where
             #[cfg(feature = "tracing")]
             hinted: false,
             seed: None,
-            notes: None,
+            notes,
+            uncounted: 0,
+            unsent_wait: None,
             ready_timer: None,
         }
     }
@@ -282,6 +290,8 @@ where
                 // outcome of the attempt before it (unless that was a response the layer
                 // abandoned the attempt too late for: it was let go).
                 let stop = abandoned.stop_reason();
+                // It may have waited for its host before it was abandoned.
+                self.unsent_wait = self.notes.as_ref().and_then(|notes| notes.take().wait);
                 self.attempt -= 1;
                 let result = self.held.take().unwrap_or(result);
                 self.give_up(stop);
@@ -306,12 +316,22 @@ where
             }
             Err(error) => (self.classifier.classify_error(error), None),
         };
-        let delay = self.notes.as_ref().and_then(|notes| notes.take_delay());
-        // A first attempt that succeeds needs no history unless someone asked for it: nothing
-        // to allocate.
-        if failure.is_some() || self.attempt > 1 || self.observer.is_some() {
-            self.summaries
-                .push(AttemptSummary::new(self.attempt, failure, delay));
+        let reported = self
+            .notes
+            .as_ref()
+            .map(|notes| notes.take())
+            .unwrap_or_default();
+        // A first attempt that succeeds needs no history unless someone asked for it or it
+        // waited for its host: nothing to allocate.
+        if failure.is_some()
+            || self.attempt > 1
+            || self.observer.is_some()
+            || reported.wait.is_some()
+        {
+            self.summaries.push(
+                AttemptSummary::new(self.attempt, failure, reported.delay)
+                    .with_wait(reported.wait, !(reported.not_counted && failure.is_some())),
+            );
         }
         let Some(failure) = failure else {
             let stop = if result.is_ok() {
@@ -326,7 +346,22 @@ where
         {
             self.hinted = matches!(hint, Some(ServerHint::RetryAfter(_)));
         }
-        match self.next_request(failure, hint, result.as_ref().ok()) {
+        // What `Backoff` said about a host that refuses connections (see `backoff::RideOut`):
+        // a retry it refused while riding it out does not count (the request waits for the
+        // host instead, at most the window); a refusal at the end of the window ends the
+        // request.
+        let uncounted = reported.not_counted;
+        if uncounted {
+            self.uncounted += 1;
+        }
+        // The host refused the connection: the next attempt may wait for it, and the host may
+        // refuse it too without it counting; a copy is kept for the one after.
+        let host_down = result.as_ref().err().is_some_and(is_host_down_any);
+        if reported.ride_out_over {
+            self.give_up(StopReason::HostDown);
+            return AttemptEnd::Done(self.finish(result, StopReason::HostDown));
+        }
+        match self.next_request(failure, hint, result.as_ref().ok(), uncounted, host_down) {
             Ok(request) => {
                 self.held = Some(result);
                 AttemptEnd::Retry(request)
@@ -345,9 +380,13 @@ where
         failure: FailureClass,
         hint: Option<ServerHint>,
         response: Option<&S::Response>,
+        uncounted: bool,
+        host_down: bool,
     ) -> Result<Req, StopReason> {
         let attempt = self.attempt;
-        if attempt >= self.max_attempts {
+        // The attempts that count: those a ridden-out host refused do not.
+        let counted = attempt - self.uncounted;
+        if counted >= self.max_attempts {
             return Err(StopReason::AttemptsExhausted);
         }
         if self
@@ -372,8 +411,9 @@ where
         if self.policy.retry(&view) == Action::Stop {
             return Err(StopReason::NotSafeToRepeat);
         }
-        // A protocol refusal cost the server nothing, so it does not spend the budget.
-        if failure != FailureClass::Refused {
+        // A protocol refusal cost the server nothing, so it does not spend the budget; nor does
+        // a connection refused by a host that is ridden out (the retry waits for it).
+        if failure != FailureClass::Refused && !uncounted {
             if let Some(budget) = &self.budget {
                 if !budget.try_withdraw() {
                     return Err(StopReason::BudgetSpent);
@@ -382,8 +422,9 @@ where
         }
 
         let next = attempt + 1;
-        // Keep the copy while more attempts may follow; the last attempt takes it.
-        let mut request = if next < self.max_attempts {
+        // Keep the copy while more attempts may follow (after a refused connection they may:
+        // the next refusal may not count); the last attempt takes it.
+        let mut request = if counted + 1 < self.max_attempts || host_down {
             match self.cloner.clone_request(copy) {
                 Some(request) => request,
                 None => self.copy.take().ok_or(StopReason::BodyNotReplayable)?,
@@ -405,6 +446,7 @@ where
             .with_hint(hint)
             .with_deadline(self.deadline)
             .with_seed(seed)
+            .with_last(self.copy.is_none())
             .with_notes(Arc::clone(notes));
         request.extensions_mut().insert(record);
         Ok(request)
@@ -429,9 +471,11 @@ where
     /// Hands the outcome to the caller, recording the history where someone looks for it.
     fn finish(&mut self, mut result: Outcome<S, Req>, stop: StopReason) -> Outcome<S, Req> {
         self.held = None;
-        let multiple = self.attempt > 1;
+        // More than one attempt, or one that waited for its host: worth telling.
+        let multiple = self.attempt > 1 || self.summaries.iter().any(|s| s.waited().is_some());
         if multiple || self.observer.is_some() {
-            let history = AttemptHistory::new(std::mem::take(&mut self.summaries), stop);
+            let history = AttemptHistory::new(std::mem::take(&mut self.summaries), stop)
+                .with_unsent_wait(self.unsent_wait);
             if let Some(observer) = &self.observer {
                 observer.record(history.clone());
             }

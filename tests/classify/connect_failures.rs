@@ -8,8 +8,6 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -24,40 +22,10 @@ use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_reset::classify::{ClassifyError, FailureClass, StandardClassifier};
 use tower_reset::ResetRetryLayer;
 
+use crate::counting_connector::CountingConnector;
 use crate::support::{bounded, closed_port, io_kinds};
 
 const CLASSIFIER: StandardClassifier = StandardClassifier::new();
-
-/// A connector that counts its calls.
-#[derive(Clone, Debug)]
-struct Counted<C> {
-    inner: C,
-    calls: Arc<AtomicUsize>,
-}
-
-impl<C> Counted<C> {
-    fn new(inner: C) -> Self {
-        Self {
-            inner,
-            calls: Arc::default(),
-        }
-    }
-}
-
-impl<C: Service<Uri>> Service<Uri> for Counted<C> {
-    type Response = C::Response;
-    type Error = C::Error;
-    type Future = C::Future;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, uri: Uri) -> Self::Future {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        self.inner.call(uri)
-    }
-}
 
 /// A TLS connector whose handshake fails: it opens the TCP connection, then fails the way
 /// rustls (through tokio-rustls and hyper-rustls) reports it, an `io::Error` of this kind.
@@ -93,7 +61,7 @@ impl Service<Uri> for FailingHandshake {
 async fn fail_twice<C>(connector: C, uri: &str) -> (LegacyError, usize)
 where
     C: Connect + Clone + Send + Sync + 'static,
-    Counted<C>: Connect,
+    CountingConnector<C>: Connect,
 {
     let request = || {
         http::Request::get(uri)
@@ -104,8 +72,8 @@ where
     let error = bounded(uri, alone.request(request()))
         .await
         .expect_err("the connection cannot be made");
-    let counted = Counted::new(connector);
-    let calls = counted.calls.clone();
+    let counted = CountingConnector::new(connector);
+    let calls = counted.attempts();
     let client = Client::builder(TokioExecutor::new()).build(counted);
     let stack = ServiceBuilder::new()
         .layer(
@@ -119,7 +87,7 @@ where
     bounded(uri, stack.oneshot(request()))
         .await
         .expect_err("the connection cannot be made");
-    (error, calls.load(Ordering::SeqCst))
+    (error, calls.count())
 }
 
 /// Nothing listens: the server may be restarting, and the request never left.

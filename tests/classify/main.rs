@@ -9,6 +9,9 @@ mod support;
 
 #[cfg(feature = "hyper-util")]
 mod connect_failures;
+#[cfg(feature = "hyper-util")]
+#[path = "../support/counting_connector.rs"]
+mod counting_connector;
 
 #[cfg(feature = "hyper")]
 mod real_http1;

@@ -211,6 +211,9 @@ impl Sender for Axum {
                 attempts,
                 failures,
                 resumes,
+                // The app's history header says nothing of waits.
+                waited: std::time::Duration::ZERO,
+                stop: None,
             }
         })
     }

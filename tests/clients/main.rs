@@ -25,11 +25,14 @@
 mod echo;
 
 mod axum_app;
+#[path = "../support/counting_connector.rs"]
+mod counting_connector;
 mod hyper_util_h1;
 mod hyper_util_h2;
 mod matrix;
 mod reqwest_client;
 mod reqwest_middleware_client;
+mod ride_out;
 mod soak;
 mod support;
 mod tonic_channel;

@@ -77,7 +77,7 @@ impl Client {
     }
 
     /// The lab's reply for this client.
-    fn reply(self) -> Reply {
+    pub(crate) fn reply(self) -> Reply {
         match self {
             Client::Tonic => crate::tonic_channel::grpc_reply(),
             _ => crate::support::http_reply(),
@@ -85,7 +85,7 @@ impl Client {
     }
 
     /// The client with its stack, aimed at `lab`.
-    async fn sender(self, lab: &Lab) -> Box<dyn Sender> {
+    pub(crate) async fn sender(self, lab: &Lab) -> Box<dyn Sender> {
         match self {
             Client::HyperUtilH1 => Box::new(crate::hyper_util_h1::HyperUtil::new(lab, false)),
             Client::HyperUtilH2 => Box::new(crate::hyper_util_h1::HyperUtil::new(lab, true)),
@@ -128,8 +128,8 @@ pub(crate) enum Fault {
 const IDLE_TIMEOUT: Duration = Duration::from_millis(500);
 /// How long the pooled connection then stays idle before the request: past the timeout.
 const IDLE_WAIT: Duration = Duration::from_millis(700);
-/// How long connections are refused in [`Fault::RefusedWindow`]: shorter than the backoff
-/// before the third attempt ([`crate::support::BACKOFF_BASE`]).
+/// How long connections are refused in [`Fault::RefusedWindow`]: well inside the ride-out
+/// window (2 s), which the retry waits for the server in.
 const REFUSED_WINDOW: Duration = Duration::from_millis(100);
 /// How long a client gets to notice what happened to its idle connections.
 const SETTLE: Duration = Duration::from_millis(100);
@@ -962,8 +962,10 @@ const DOC_TAIL: &str = "
 [^noticed]: The client saw the connection go while it sat in the pool, and dropped it: the
     request goes out on a new connection and never meets the fault.
 
-[^refused]: Never sent. The first retry goes at once and is refused too; the next one waits
-    for the backoff (250 ms without jitter in this suite) and finds the server listening again.
+[^refused]: Never sent. The refusal marks the host as down (`backoff::RideOut`): the retry
+    waits for it behind one probe at a time (after 12 to 25 ms, then doubling); the probes the
+    host refuses do not count as attempts, and the one that finds it listening again carries
+    the request.
 
 [^h2-only]: `GOAWAY` and `REFUSED_STREAM` are HTTP/2 frames: the HTTP/1.1 clients (and the axum
     app's HTTP/1.1 upstream) cannot meet them.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
-use tower_reset::attempt::AttemptHistory;
+use tower_reset::attempt::{AttemptHistory, StopReason};
 use tower_reset::backoff::policy::{Exponential, Jitter};
 use tower_reset::classify::FailureClass;
 use tower_reset::lab::Reply;
@@ -154,12 +154,20 @@ pub(crate) struct Observed {
     pub(crate) failures: Vec<FailureClass>,
     /// Resume requests the stack's `ResumeLayer` sent for the body (0 without one).
     pub(crate) resumes: u32,
+    /// How long it waited for a host that refused connections (`backoff::RideOut`).
+    pub(crate) waited: Duration,
+    /// Why it stopped, if the stack recorded a history.
+    pub(crate) stop: Option<StopReason>,
 }
 
 impl Observed {
     /// What `history` (from a `HistoryObserver`, `None` when nothing was recorded) says, with
     /// `end`.
     pub(crate) fn new(end: End, history: Option<AttemptHistory>) -> Self {
+        let waited = history
+            .as_ref()
+            .map_or(Duration::ZERO, AttemptHistory::total_waited);
+        let stop = history.as_ref().map(AttemptHistory::stop_reason);
         let (attempts, failures) = history.map_or((0, Vec::new()), |history| {
             (history.attempts(), history.failures().to_vec())
         });
@@ -168,6 +176,8 @@ impl Observed {
             attempts,
             failures,
             resumes: 0,
+            waited,
+            stop,
         }
     }
 
@@ -209,8 +219,9 @@ where
 }
 
 /// The first backoff delay of every stack in this suite, without jitter, so that the timing of
-/// the refused-window fault is exact: the first retry after a failure goes at once, the second
-/// after this delay.
+/// the retries is exact: the first retry after a connection failure goes at once, the second
+/// after this delay. (After a refused connection the retry waits for the server instead, behind
+/// the ride-out's probes: see the refused-window fault.)
 pub(crate) const BACKOFF_BASE: Duration = Duration::from_millis(250);
 
 /// The backoff layer of every stack in this suite: the standard one with [`BACKOFF_BASE`] and

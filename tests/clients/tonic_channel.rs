@@ -21,7 +21,7 @@ use http::header::CONTENT_TYPE;
 use http::{HeaderName, HeaderValue};
 use prost::Message;
 use tonic::metadata::MetadataValue;
-use tonic::transport::Endpoint;
+use tonic::transport::{Channel, Endpoint};
 use tower::{Layer, Service};
 use tower_reset::attempt::HistoryObserver;
 use tower_reset::lab::{Action, ConnectionMatch, Disconnect, Lab, Match, Reply};
@@ -55,8 +55,15 @@ pub(crate) fn grpc_reply() -> Reply {
         )
 }
 
-fn stack(lab: &Lab) -> Stack {
-    let endpoint = Endpoint::from_shared(format!("http://{}", lab.addr())).expect("a valid URI");
+/// The same stack over a bare `Channel`.
+type ChannelStack = GrpcStack<Channel>;
+
+fn endpoint(lab: &Lab) -> Endpoint {
+    Endpoint::from_shared(format!("http://{}", lab.addr())).expect("a valid URI")
+}
+
+/// The layers of the stack over `channel`.
+fn stack_over<C>(channel: C) -> GrpcStack<C> {
     let retry = tower_reset::ResetRetryLayer::builder()
         // `rpc Get` is declared `idempotency_level = IDEMPOTENT`.
         .policy(IdempotentMethods::new([path::GET]))
@@ -64,7 +71,12 @@ fn stack(lab: &Lab) -> Stack {
         .expect("valid settings");
     GrpcLayer::new(retry)
         .backoff(backoff_layer())
-        .layer(fresh_channel(endpoint)) // which connection: a new one after a failure
+        .layer(channel)
+}
+
+fn stack(lab: &Lab) -> Stack {
+    // Which connection: a new one after a failure.
+    stack_over(fresh_channel(endpoint(lab)))
 }
 
 /// Set, in a request's extensions, once the stack has returned the call's response head: an
@@ -115,8 +127,8 @@ where
 }
 
 /// The generated client over the stack, aimed at a lab.
-pub(crate) struct Tonic {
-    client: EchoClient<SeeHead<Stack>>,
+pub(crate) struct Tonic<S = Stack> {
+    client: EchoClient<SeeHead<S>>,
 }
 
 impl Tonic {
@@ -127,36 +139,64 @@ impl Tonic {
     }
 }
 
-impl Sender for Tonic {
-    fn send(&self, call: Call) -> BoxFuture<'_, Observed> {
-        let mut client = self.client.clone();
-        Box::pin(async move {
-            let mut request = tonic::Request::new(EchoRequest {
-                payload: call.body().to_vec(),
-            });
-            let id = MetadataValue::try_from(call.id.as_str()).expect("an ASCII id");
-            request.metadata_mut().insert("x-request-id", id.clone());
-            if call.idempotency_key().is_some() {
-                request.metadata_mut().insert("idempotency-key", id);
-            }
-            let observer = HistoryObserver::default();
-            let seen = HeadSeen::default();
-            request.extensions_mut().insert(observer.clone());
-            request.extensions_mut().insert(seen.clone());
-            let result = match call.method {
-                Method::Get | Method::Put => client.get(request).await,
-                Method::Post | Method::PostWithKey => client.echo(request).await,
-            };
-            let end = match result {
-                Ok(reply) => End::Ok(Bytes::from(reply.into_inner().payload)),
-                Err(status) if seen.0.load(Ordering::SeqCst) => {
-                    End::BodyFailed(format!("{status:?}"))
-                }
-                Err(status) => End::Failed(format!("{status:?}")),
-            };
-            Observed::new(end, observer.get())
-        })
+impl Tonic<ChannelStack> {
+    /// The same stack over a bare `Channel` (`Endpoint::connect_lazy`) in place of
+    /// `fresh_channel`.
+    pub(crate) fn over_channel(lab: &Lab) -> Self {
+        let channel = endpoint(lab).connect_lazy();
+        Self {
+            client: EchoClient::new(SeeHeadLayer.layer(stack_over(channel))),
+        }
     }
+}
+
+/// `Sender` for the client over each of the two stacks (their types differ, the calls do not).
+macro_rules! tonic_sender {
+    ($stack:ty) => {
+        impl Sender for Tonic<$stack> {
+            fn send(&self, call: Call) -> BoxFuture<'_, Observed> {
+                send_call(self.client.clone(), call)
+            }
+        }
+    };
+}
+
+tonic_sender!(Stack);
+tonic_sender!(ChannelStack);
+
+/// `call` through `client`, as `Get` (GET, PUT) or `Echo` (POST).
+fn send_call<S>(mut client: EchoClient<SeeHead<S>>, call: Call) -> BoxFuture<'static, Observed>
+where
+    S: Service<http::Request<tonic::body::Body>, Response = http::Response<tonic::body::Body>>
+        + Send
+        + 'static,
+    S::Error: Into<tower::BoxError>,
+    S::Future: Send + 'static,
+{
+    Box::pin(async move {
+        let mut request = tonic::Request::new(EchoRequest {
+            payload: call.body().to_vec(),
+        });
+        let id = MetadataValue::try_from(call.id.as_str()).expect("an ASCII id");
+        request.metadata_mut().insert("x-request-id", id.clone());
+        if call.idempotency_key().is_some() {
+            request.metadata_mut().insert("idempotency-key", id);
+        }
+        let observer = HistoryObserver::default();
+        let seen = HeadSeen::default();
+        request.extensions_mut().insert(observer.clone());
+        request.extensions_mut().insert(seen.clone());
+        let result = match call.method {
+            Method::Get | Method::Put => client.get(request).await,
+            Method::Post | Method::PostWithKey => client.echo(request).await,
+        };
+        let end = match result {
+            Ok(reply) => End::Ok(Bytes::from(reply.into_inner().payload)),
+            Err(status) if seen.0.load(Ordering::SeqCst) => End::BodyFailed(format!("{status:?}")),
+            Err(status) => End::Failed(format!("{status:?}")),
+        };
+        Observed::new(end, observer.get())
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -101,3 +101,55 @@ fn a_post_not_safe_to_repeat_is_logged_as_a_give_up() {
     assert_eq!(give_ups[0].field("method"), Some("POST"));
     assert_eq!(give_ups[0].field("uri"), Some("http://example.com/pay"));
 }
+
+#[test]
+fn a_host_that_refuses_connections_is_logged_when_it_goes_down_and_comes_back() {
+    let capture = Capture::default();
+    capture.run(|| {
+        paused_runtime().block_on(async {
+            let probes = tower_reset::backoff::policy::Exponential::builder()
+                .base(Duration::from_millis(10))
+                .jitter(tower_reset::backoff::policy::Jitter::None)
+                .build()
+                .unwrap();
+            let ride_out = tower_reset::backoff::RideOut::builder()
+                .probes(probes)
+                .build()
+                .unwrap();
+            let layer = ServiceBuilder::new()
+                .layer(ResetRetryLayer::builder().no_budget().build().unwrap())
+                .layer(BackoffLayer::new().seed(1).ride_out(ride_out));
+            let script = vec![
+                Fail(REFUSED, "refused"),
+                Fail(REFUSED, "refused"),
+                status(200),
+            ];
+            let run = run(&layer, http_get(), script).await;
+            assert_eq!(run.status(), 200);
+        })
+    });
+    let events = capture.with_target("tower_reset::backoff");
+    let infos: Vec<_> = events.iter().filter(|e| e.level == Level::INFO).collect();
+    assert_eq!(
+        infos.len(),
+        2,
+        "one when it went down, one when it came back: {infos:?}"
+    );
+    assert_eq!(infos[0].field("host"), Some("http://example.com"));
+    assert_eq!(infos[0].field("down_for"), Some("0ns"));
+    assert_eq!(infos[1].field("host"), Some("http://example.com"));
+    assert_eq!(infos[1].field("down_for"), Some("30ms"));
+    assert_eq!(
+        infos[1].field("waiters"),
+        Some("0"),
+        "the probe was the only request"
+    );
+    let hows: Vec<_> = events
+        .iter()
+        .filter_map(|event| event.field("how"))
+        .collect();
+    assert_eq!(hows, ["probe", "probe"]);
+    // The refused probe does not count: no give-up, one retry event per probe.
+    assert!(capture.with_target("tower_reset::give_up").is_empty());
+    assert_eq!(capture.with_target("tower_reset::retry").len(), 2);
+}

@@ -44,7 +44,7 @@ use tokio::time::Instant;
 use tower::retry::{Policy, RetryLayer};
 use tower::util::BoxCloneSyncService;
 use tower::{BoxError, ServiceBuilder, ServiceExt};
-use tower_reset::lab::{Action, Counts, Lab, LabBuilder, Match, Reply};
+use tower_reset::lab::{Counts, Fault, Lab, LabBuilder, Match, Reply};
 use tower_reset::{BackoffLayer, FreshConnectionLayer, ResetRetryLayer};
 
 /// Logical requests per row.
@@ -115,14 +115,14 @@ impl Scenario {
         match self {
             Self::Healthy | Self::Stale => lab,
             Self::ResetAfterHead => {
-                lab.on(Match::any().probability(RESET_RATE), Action::ResetAfterHead)
+                lab.on(Match::any().probability(RESET_RATE), Fault::ResetAfterHead)
             }
             Self::ResetAfterExecution => lab.on(
                 Match::any().probability(RESET_RATE),
-                Action::ResetAfterRequest,
+                Fault::ResetAfterRequest,
             ),
             Self::Restart => lab.reply(Reply::ok().delay(WORK)),
-            Self::Outage => lab.on(Match::any(), Action::ResetAfterHead),
+            Self::Outage => lab.on(Match::any(), Fault::ResetAfterHead),
         }
     }
 

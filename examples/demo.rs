@@ -29,7 +29,7 @@ use hyper_util::rt::TokioExecutor;
 use tokio::task::JoinHandle;
 use tower::util::BoxCloneService;
 use tower::{BoxError, ServiceBuilder, ServiceExt};
-use tower_reset::lab::{Action, Lab, Match};
+use tower_reset::lab::{Fault, Lab, Match};
 use tower_reset::{BackoffLayer, FreshConnectionLayer, ResetRetryLayer};
 
 const REQUESTS: usize = 200;
@@ -96,7 +96,7 @@ async fn run(label: &'static str, service: Service) -> io::Result<Tally> {
         Lab::builder()
             .on(
                 Match::any().probability(1.0 / f64::from(ONE_IN)),
-                Action::ResetAfterRequest,
+                Fault::ResetAfterRequest,
             )
             .seed(3)
             .start()

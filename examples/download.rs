@@ -26,7 +26,7 @@ use hyper_util::rt::TokioExecutor;
 use sha2::{Digest, Sha256};
 use tower::{BoxError, Service, ServiceBuilder, ServiceExt};
 use tower_reset::backoff::policy::Rng;
-use tower_reset::lab::{Action, Lab, Match, Reply};
+use tower_reset::lab::{Fault, Lab, Match, Reply};
 use tower_reset::resume::ResumeObserver;
 use tower_reset::{BackoffLayer, FreshConnectionLayer, ResetRetryLayer, ResumeLayer};
 
@@ -50,7 +50,7 @@ async fn server(file: &Bytes) -> std::io::Result<Lab> {
         .ranges();
     Lab::builder()
         .reply(reply)
-        .on(Match::any().times(3), Action::ResetAfterBodyBytes(MIB))
+        .on(Match::any().times(3), Fault::ResetAfterBodyBytes(MIB))
         .start()
         .await
 }

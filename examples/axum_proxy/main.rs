@@ -21,7 +21,7 @@ use hyper::body::Frame;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tokio::net::TcpListener;
-use tower_reset::lab::{Action, Lab, Match};
+use tower_reset::lab::{Fault, Lab, Match};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error + Send + Sync>> {
@@ -29,7 +29,7 @@ async fn main() -> Result<(), Box<dyn Error + Send + Sync>> {
         // A fresh upstream for each upload: it resets the first request after reading (and
         // executing) it, then answers `200`.
         let upstream = Lab::builder()
-            .on(Match::nth(1), Action::ResetAfterRequest)
+            .on(Match::nth(1), Fault::ResetAfterRequest)
             .start()
             .await?;
         let base = format!("http://{}/", upstream.addr()).parse()?;

@@ -10,8 +10,8 @@ use http::HeaderName;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use super::action::{Action, Disconnect, Idle, Reply};
 use super::counts::Counts;
+use super::fault::{Disconnect, Fault, Idle, Reply};
 use super::script::{ConnectionMatch, Match, Script};
 use super::{listen, Lab, Shared, State};
 
@@ -25,7 +25,7 @@ use super::{listen, Lab, Shared, State};
 /// ```
 /// use std::time::Duration;
 /// use http::Method;
-/// use tower_reset::lab::{Action, ConnectionMatch, Disconnect, Idle, Lab, Match};
+/// use tower_reset::lab::{Fault, ConnectionMatch, Disconnect, Idle, Lab, Match};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> std::io::Result<()> {
@@ -34,9 +34,9 @@ use super::{listen, Lab, Shared, State};
 ///     // The first connection is reset as soon as it is accepted.
 ///     .on_accept(ConnectionMatch::nth(1), Disconnect::Reset)
 ///     // The first POST is executed, then its connection is reset before the response.
-///     .on(Match::method(Method::POST).times(1), Action::ResetAfterRequest)
+///     .on(Match::method(Method::POST).times(1), Fault::ResetAfterRequest)
 ///     // 5% of the other requests are refused by the protocol.
-///     .on(Match::any().probability(0.05), Action::RefuseStream)
+///     .on(Match::any().probability(0.05), Fault::RefuseStream)
 ///     .seed(42)
 ///     // Keep-alive connections idle for 200 ms are closed.
 ///     .idle_timeout(Duration::from_millis(200), Idle::Fin)
@@ -50,9 +50,9 @@ use super::{listen, Lab, Shared, State};
 pub struct LabBuilder {
     addr: SocketAddr,
     http2: bool,
-    rules: Vec<(Match, Action)>,
+    rules: Vec<(Match, Fault)>,
     accept_rules: Vec<(ConnectionMatch, Disconnect)>,
-    default: Option<Action>,
+    default: Option<Fault>,
     reply: Reply,
     seed: u64,
     request_id: HeaderName,
@@ -95,8 +95,8 @@ impl LabBuilder {
     }
 
     /// Adds a rule: requests that `when` matches get `action` (a [`Reply`] converts into
-    /// [`Action::Reply`]).
-    pub fn on(mut self, when: Match, action: impl Into<Action>) -> Self {
+    /// [`Fault::Reply`]).
+    pub fn on(mut self, when: Match, action: impl Into<Fault>) -> Self {
         self.rules.push((when, action.into()));
         self
     }
@@ -108,15 +108,15 @@ impl LabBuilder {
         self
     }
 
-    /// The action for requests that no rule matches. Defaults to [`Action::Reply`] with the
+    /// The action for requests that no rule matches. Defaults to [`Fault::Reply`] with the
     /// lab's reply (see [`reply`](LabBuilder::reply)).
-    pub fn default_action(mut self, action: impl Into<Action>) -> Self {
+    pub fn default_action(mut self, action: impl Into<Fault>) -> Self {
         self.default = Some(action.into());
         self
     }
 
-    /// The lab's reply: the default action's, and the one that [`Action::ResetInHead`],
-    /// [`Action::ResetInBody`] and [`Action::CloseInBody`] cut. Defaults to [`Reply::ok`]
+    /// The lab's reply: the default action's, and the one that [`Fault::ResetInHead`],
+    /// [`Fault::ResetInBody`] and [`Fault::CloseInBody`] cut. Defaults to [`Reply::ok`]
     /// (`200 OK`, body `ok`).
     pub fn reply(mut self, reply: Reply) -> Self {
         self.reply = reply;
@@ -155,12 +155,12 @@ impl LabBuilder {
     /// # Errors
     ///
     /// When the address cannot be bound, when no tokio runtime is running, or when the script
-    /// is wrong: a probability outside `0..=1`, or an HTTP/2 action ([`Action::RefuseStream`],
-    /// [`Action::GoAway`]) in an HTTP/1.1 lab (kind [`io::ErrorKind::InvalidInput`]).
+    /// is wrong: a probability outside `0..=1`, or an HTTP/2 action ([`Fault::RefuseStream`],
+    /// [`Fault::GoAway`]) in an HTTP/1.1 lab (kind [`io::ErrorKind::InvalidInput`]).
     pub async fn start(self) -> io::Result<Lab> {
         let default = self
             .default
-            .unwrap_or_else(|| Action::Reply(self.reply.clone()));
+            .unwrap_or_else(|| Fault::Reply(self.reply.clone()));
         let mut script = Script::new(self.seed, default);
         for (when, action) in self.rules {
             script.push(when, action);

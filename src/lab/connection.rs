@@ -9,7 +9,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use super::action::Disconnect;
+use super::fault::Disconnect;
 use super::{http1, http2, lock, Conn, Shared};
 
 /// After a `FIN`, the rest of the input is read and thrown away for at most this long, or up to

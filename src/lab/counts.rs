@@ -16,7 +16,7 @@ use tokio::time::Instant;
 ///   not reach the server.
 /// * **executed**: its whole body was read (`Content-Length`, chunked, or up to the HTTP/2
 ///   `END_STREAM`) and its action is one where the server acts on it (see the table in
-///   [`Action`](super::Action)). It counts at that moment, before the reply's delay and before
+///   [`Fault`](super::Fault)). It counts at that moment, before the reply's delay and before
 ///   any byte of the response is written, so a request whose response is then reset or cut
 ///   still counts once. A request whose connection dies before its body is complete (a client
 ///   that gives up, a restart, a body over the 16 MiB limit) is never executed.

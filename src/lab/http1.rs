@@ -13,8 +13,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use super::action::{half, Action, CutAt, Idle, Reply};
 use super::connection::End;
+use super::fault::{half, CutAt, Fault, Idle, Reply};
 use super::Conn;
 
 /// Longest request head read; a longer one gets `431` and a close.
@@ -48,8 +48,8 @@ pub(super) async fn serve(stream: &mut TcpStream, conn: &Conn) -> End {
         let received = conn.receive(&head.method, &head.uri, head.version, &head.headers, true);
         buf.drain(..head.len);
         match received.action {
-            Action::ResetAfterHead | Action::RefuseStream | Action::GoAway => return End::RESET,
-            Action::CloseAfterHead => return End::FIN,
+            Fault::ResetAfterHead | Fault::RefuseStream | Fault::GoAway => return End::RESET,
+            Fault::CloseAfterHead => return End::FIN,
             _ => {}
         }
         if head.expect_continue
@@ -69,12 +69,12 @@ pub(super) async fn serve(stream: &mut TcpStream, conn: &Conn) -> End {
         let echo = echo.as_ref();
         let head_only = head.method == Method::HEAD;
         let result = match &received.action {
-            Action::Reply(reply) => {
+            Fault::Reply(reply) => {
                 let reply = reply.for_request(&head.method, &head.headers);
                 write_reply(stream, &reply, echo, head_only, conn).await
             }
-            Action::ResetAfterRequest => return End::RESET,
-            Action::CloseAfterRequest => return End::FIN,
+            Fault::ResetAfterRequest => return End::RESET,
+            Fault::CloseAfterRequest => return End::FIN,
             action => {
                 let reply = conn.shared.reply.for_request(&head.method, &head.headers);
                 // Every other action cuts the reply; those that end before the body were
@@ -103,7 +103,7 @@ pub(super) async fn serve(stream: &mut TcpStream, conn: &Conn) -> End {
             return End::Drop;
         }
         let closes = match &received.action {
-            Action::Reply(reply) => reply.closes(),
+            Fault::Reply(reply) => reply.closes(),
             _ => false,
         };
         if closes || !head.keep_alive {

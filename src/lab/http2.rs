@@ -17,8 +17,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::action::{Action, CutAt, Idle, Reply};
 use super::connection::End;
+use super::fault::{CutAt, Fault, Idle, Reply};
 use super::http1::MAX_BODY;
 use super::tap::{Tap, TapIo};
 use super::{Conn, Received};
@@ -73,7 +73,7 @@ pub(super) async fn serve(slot: Arc<Mutex<Option<TcpStream>>>, conn: &Conn) -> E
                 let (parts, body) = request.into_parts();
                 let received =
                     conn.receive(&parts.method, &parts.uri, Version::HTTP_2, &parts.headers, !refused);
-                let goaway = refused || received.action == Action::GoAway;
+                let goaway = refused || received.action == Fault::GoAway;
                 if goaway && cutoff.is_none() {
                     // This stream and every later one are refused; earlier ones go on.
                     tap.lock().cutoff = Some(id.saturating_sub(2));
@@ -151,9 +151,9 @@ impl Handler {
             return;
         }
         match received.action {
-            Action::RefuseStream => return respond.send_reset(Reason::REFUSED_STREAM),
-            Action::ResetAfterHead => return self.end(End::RESET).await,
-            Action::CloseAfterHead => return self.end(End::FIN).await,
+            Fault::RefuseStream => return respond.send_reset(Reason::REFUSED_STREAM),
+            Fault::ResetAfterHead => return self.end(End::RESET).await,
+            Fault::CloseAfterHead => return self.end(End::FIN).await,
             _ => {}
         }
         if !read_body(&mut body).await {
@@ -163,17 +163,15 @@ impl Handler {
         self.conn.execute(received.nth);
 
         match received.action {
-            Action::Reply(reply) => {
+            Fault::Reply(reply) => {
                 let reply = reply.for_request(&self.method, &self.headers);
                 let _ = self.send(&mut respond, &reply).await;
             }
-            Action::ResetAfterRequest => self.end(End::RESET).await,
-            Action::CloseAfterRequest => self.end(End::FIN).await,
+            Fault::ResetAfterRequest => self.end(End::RESET).await,
+            Fault::CloseAfterRequest => self.end(End::FIN).await,
             // Handled above, before the body was read.
-            Action::ResetAfterHead
-            | Action::CloseAfterHead
-            | Action::RefuseStream
-            | Action::GoAway => {}
+            Fault::ResetAfterHead | Fault::CloseAfterHead | Fault::RefuseStream | Fault::GoAway => {
+            }
             // Every other action cuts the lab's reply.
             action => {
                 let reply = self

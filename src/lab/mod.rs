@@ -10,7 +10,7 @@
 //! hyper `IncompleteMessage`, or an h2 `GOAWAY`, and a real server cannot be told to fail
 //! exactly at the third request. The lab can:
 //!
-//! * **scripted failures**, per request ([`Action`], chosen by the first matching rule
+//! * **scripted failures**, per request ([`Fault`], chosen by the first matching rule
 //!   [`Match`]: the nth request, the nth on each connection, a method, a path, a header, a
 //!   seeded probability, a closure), per connection at accept ([`ConnectionMatch`],
 //!   [`Disconnect`]), and per idle connection ([`Idle`]): TCP resets and closes before the
@@ -40,12 +40,12 @@
 //! |---|---|---|
 //! | reset at accept | `Canceled` wrapping `ConnectionReset`: never sent | `BrokenPipe` ("stream closed because of a broken pipe"): unknown outcome |
 //! | close at accept | `Canceled` wrapping `IncompleteMessage`: never sent | `BrokenPipe`: unknown outcome |
-//! | [`ResetAfterHead`](Action::ResetAfterHead), [`ResetAfterRequest`](Action::ResetAfterRequest), [`ResetInHead`](Action::ResetInHead) | `ConnectionReset` | `ConnectionReset` (inside the `h2::Error`) |
-//! | [`CloseAfterHead`](Action::CloseAfterHead), [`CloseAfterRequest`](Action::CloseAfterRequest) | `IncompleteMessage` | `BrokenPipe` |
-//! | [`ResetInBody`](Action::ResetInBody) | response, then a body error with `ConnectionReset` | the same |
-//! | [`CloseInBody`](Action::CloseInBody) | response, then a body error with `UnexpectedEof` (not `IncompleteMessage`) | response, then `BrokenPipe` |
-//! | [`RefuseStream`](Action::RefuseStream) | — | remote `RST_STREAM(REFUSED_STREAM)`: refused |
-//! | [`GoAway`](Action::GoAway) | — | remote `GOAWAY(NO_ERROR)`: refused |
+//! | [`ResetAfterHead`](Fault::ResetAfterHead), [`ResetAfterRequest`](Fault::ResetAfterRequest), [`ResetInHead`](Fault::ResetInHead) | `ConnectionReset` | `ConnectionReset` (inside the `h2::Error`) |
+//! | [`CloseAfterHead`](Fault::CloseAfterHead), [`CloseAfterRequest`](Fault::CloseAfterRequest) | `IncompleteMessage` | `BrokenPipe` |
+//! | [`ResetInBody`](Fault::ResetInBody) | response, then a body error with `ConnectionReset` | the same |
+//! | [`CloseInBody`](Fault::CloseInBody) | response, then a body error with `UnexpectedEof` (not `IncompleteMessage`) | response, then `BrokenPipe` |
+//! | [`RefuseStream`](Fault::RefuseStream) | — | remote `RST_STREAM(REFUSED_STREAM)`: refused |
+//! | [`GoAway`](Fault::GoAway) | — | remote `GOAWAY(NO_ERROR)`: refused |
 //!
 //! h2 reports an end of file under an open stream as a `BrokenPipe` of its own making, and
 //! sends its connection preface without waiting for the server, so an HTTP/2 client cannot tell
@@ -66,13 +66,13 @@
 //! The second request is reset after its head was read, and a `POST` is never executed twice:
 //!
 //! ```
-//! use tower_reset::lab::{Action, Lab, Match};
+//! use tower_reset::lab::{Fault, Lab, Match};
 //! use tokio::io::{AsyncReadExt, AsyncWriteExt};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> std::io::Result<()> {
 //! let lab = Lab::builder()
-//!     .on(Match::nth(2), Action::ResetAfterHead)
+//!     .on(Match::nth(2), Fault::ResetAfterHead)
 //!     .start()
 //!     .await?;
 //!
@@ -105,10 +105,10 @@
 //! # }
 //! ```
 
-mod action;
 mod builder;
 mod connection;
 mod counts;
+mod fault;
 mod http1;
 mod http2;
 mod range;
@@ -127,7 +127,12 @@ use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
-pub use self::action::{Action, Disconnect, Idle, Reply};
+pub use self::fault::{Disconnect, Fault, Idle, Reply};
+
+/// The old name of [`Fault`]: what the lab does with one request (renamed so that it no longer
+/// shares its name with the retry policies' [`Action`](crate::reset_retry::policy::Action)).
+#[deprecated(since = "0.1.0", note = "renamed `Fault`")]
+pub type Action = Fault;
 pub use self::builder::LabBuilder;
 pub use self::counts::{Counts, RequestRecord};
 use self::script::Script;
@@ -184,7 +189,7 @@ struct Shared {
     echo_request_id: bool,
     idle: Option<(Duration, Idle)>,
     /// Whether connections get a small send buffer (the script cuts bodies after a number of
-    /// bytes: see [`Action::ResetAfterBodyBytes`]).
+    /// bytes: see [`Fault::ResetAfterBodyBytes`]).
     small_send_buffer: bool,
     /// The reply cut by the `…In…` actions.
     reply: Reply,
@@ -384,7 +389,7 @@ struct Conn {
 #[derive(Debug)]
 struct Received {
     nth: u64,
-    action: Action,
+    action: Fault,
 }
 
 impl Conn {
@@ -417,7 +422,7 @@ impl Conn {
                 connection_age: self.accepted.elapsed(),
             })
         } else {
-            (None, Action::RefuseStream)
+            (None, Fault::RefuseStream)
         };
         state.counts.requests.push(RequestRecord {
             nth,

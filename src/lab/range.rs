@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use http::header::{ACCEPT_RANGES, CONTENT_RANGE, ETAG, IF_RANGE, LAST_MODIFIED, RANGE};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 
-use super::action::Reply;
+use super::fault::Reply;
 
 /// One range of a `Range: bytes=…` header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri, Version};
 
-use super::action::{Action, Disconnect};
+use super::fault::{Disconnect, Fault};
 use crate::backoff::policy::Rng;
 
 /// What a [`Match`] can look at: one request, as the lab saw its head.
@@ -124,7 +124,7 @@ impl fmt::Debug for Test {
 /// Which requests a rule applies to: every test must pass, then the optional probability draw.
 ///
 /// Rules are tried in the order they were added to the [`LabBuilder`](super::LabBuilder); the
-/// first one that matches picks the request's [`Action`]. Ranks ("the nth request") count from
+/// first one that matches picks the request's [`Fault`]. Ranks ("the nth request") count from
 /// 1 in the order the request heads arrive, which is only deterministic when the client sends
 /// one request at a time.
 ///
@@ -189,7 +189,7 @@ impl Match {
     }
 
     /// Requests on connections accepted at least `age` ago: with
-    /// [`Action::ResetAfterHead`](super::Action::ResetAfterHead), a server or proxy that cuts
+    /// [`Fault::ResetAfterHead`](super::Fault::ResetAfterHead), a server or proxy that cuts
     /// connections past a maximum age (as a load balancer's connection lifetime, or gRPC's
     /// `max_connection_age` without its graceful `GOAWAY`).
     pub fn connection_older_than(age: Duration) -> Self {
@@ -326,7 +326,7 @@ fn check_probability(p: Option<f64>) -> Result<(), String> {
 #[derive(Debug)]
 struct Rule {
     when: Match,
-    action: Action,
+    action: Fault,
     hits: u64,
 }
 
@@ -342,12 +342,12 @@ struct AcceptRule {
 pub(crate) struct Script {
     rules: Vec<Rule>,
     accept_rules: Vec<AcceptRule>,
-    default: Action,
+    default: Fault,
     rng: Rng,
 }
 
 impl Script {
-    pub(crate) fn new(seed: u64, default: Action) -> Self {
+    pub(crate) fn new(seed: u64, default: Fault) -> Self {
         Self {
             rules: Vec::new(),
             accept_rules: Vec::new(),
@@ -356,7 +356,7 @@ impl Script {
         }
     }
 
-    pub(crate) fn push(&mut self, when: Match, action: Action) {
+    pub(crate) fn push(&mut self, when: Match, action: Fault) {
         self.rules.push(Rule {
             when,
             action,
@@ -401,7 +401,7 @@ impl Script {
     }
 
     /// The action for this request, and the index of the rule that chose it (`None`: default).
-    pub(crate) fn choose(&mut self, request: &RequestInfo<'_>) -> (Option<usize>, Action) {
+    pub(crate) fn choose(&mut self, request: &RequestInfo<'_>) -> (Option<usize>, Fault) {
         for (index, rule) in self.rules.iter_mut().enumerate() {
             let when = &rule.when;
             if when.times.is_some_and(|times| rule.hits >= times)

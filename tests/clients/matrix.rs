@@ -28,7 +28,9 @@ use bytes::Bytes;
 use http::HeaderValue;
 use tokio::task::JoinSet;
 use tower_reset::classify::FailureClass;
-use tower_reset::lab::{Action, ConnectionMatch, Disconnect, Idle, Lab, LabBuilder, Match, Reply};
+use tower_reset::lab::{
+    ConnectionMatch, Disconnect, Fault as LabFault, Idle, Lab, LabBuilder, Match, Reply,
+};
 
 use crate::support::{Call, End, Method, Observed, Sender, REPLY_BODY, REQUEST_BOUND, REQUEST_ID};
 
@@ -194,21 +196,21 @@ impl Fault {
         match self {
             Fault::ResetAtAccept => "`on_accept(ConnectionMatch::nth(1), Disconnect::Reset)`: the first connection is reset as soon as it is accepted, before anything is read",
             Fault::CloseAtAccept => "`on_accept(ConnectionMatch::nth(1), Disconnect::Fin)`: the same with a clean close",
-            Fault::ResetAfterHead => "`Action::ResetAfterHead`: reset once the request head is read; not executed",
-            Fault::CloseAfterHead => "`Action::CloseAfterHead`: closed once the request head is read; not executed",
-            Fault::ResetAfterRequest => "`Action::ResetAfterRequest`: the whole request is read (executed), then the connection is reset without an answer",
-            Fault::CloseAfterRequest => "`Action::CloseAfterRequest`: executed, then closed without an answer",
-            Fault::ResetInHead => "`Action::ResetInHead`: executed, half the response head written, then reset",
-            Fault::ResetInBody => "`Action::ResetInBody`: executed, the head and half the body written, then reset",
-            Fault::CloseInBody => "`Action::CloseInBody`: the same with a clean close",
-            Fault::ResetInBodyResumable => "`Action::ResetInBody` on a reply that serves ranges (`Reply::ranges`) with `ETag: \"v1\"`: a resume request gets `206` with the rest",
+            Fault::ResetAfterHead => "`Fault::ResetAfterHead`: reset once the request head is read; not executed",
+            Fault::CloseAfterHead => "`Fault::CloseAfterHead`: closed once the request head is read; not executed",
+            Fault::ResetAfterRequest => "`Fault::ResetAfterRequest`: the whole request is read (executed), then the connection is reset without an answer",
+            Fault::CloseAfterRequest => "`Fault::CloseAfterRequest`: executed, then closed without an answer",
+            Fault::ResetInHead => "`Fault::ResetInHead`: executed, half the response head written, then reset",
+            Fault::ResetInBody => "`Fault::ResetInBody`: executed, the head and half the body written, then reset",
+            Fault::CloseInBody => "`Fault::CloseInBody`: the same with a clean close",
+            Fault::ResetInBodyResumable => "`Fault::ResetInBody` on a reply that serves ranges (`Reply::ranges`) with `ETag: \"v1\"`: a resume request gets `206` with the rest",
             Fault::ResetInBodyChanged => "the same, and every later request with the request's id gets another version (`ETag: \"v2\"`): a resume request gets `200` with it",
             Fault::IdleReset => "`idle_timeout(500 ms, Idle::Reset)`: a warm-up request pools a connection, which the lab resets once idle; the request goes 700 ms later",
             Fault::IdleForget => "`idle_timeout(500 ms, Idle::Forget)`: the pooled connection stays open and silent for 700 ms, and is reset when the request arrives on it, without being read (as a NAT or load balancer that forgot it)",
             Fault::RestartWarm => "a warm-up request pools a connection, then `Lab::restart()` resets it and listens again on the same port",
             Fault::RefusedWindow => "`Lab::stop()`, the request, then `Lab::resume()` 100 ms later: connections are refused meanwhile",
-            Fault::GoAway => "`Action::GoAway`: `GOAWAY(NO_ERROR)` with a last-stream-id below the request's stream; not executed",
-            Fault::RefuseStream => "`Action::RefuseStream`: `RST_STREAM(REFUSED_STREAM)`; not executed",
+            Fault::GoAway => "`Fault::GoAway`: `GOAWAY(NO_ERROR)` with a last-stream-id below the request's stream; not executed",
+            Fault::RefuseStream => "`Fault::RefuseStream`: `RST_STREAM(REFUSED_STREAM)`; not executed",
             Fault::SlowReply => "`Reply::delay`: the reply is written 150 ms after the request was read",
             Fault::SlicedReply => "`Reply::sliced(4, 20 ms)`: the body is written in 4 pieces, 20 ms apart",
         }
@@ -228,19 +230,19 @@ impl Fault {
         match self {
             Fault::ResetAtAccept => lab.on_accept(ConnectionMatch::nth(1), Disconnect::Reset),
             Fault::CloseAtAccept => lab.on_accept(ConnectionMatch::nth(1), Disconnect::Fin),
-            Fault::ResetAfterHead => lab.on(first, Action::ResetAfterHead),
-            Fault::CloseAfterHead => lab.on(first, Action::CloseAfterHead),
-            Fault::ResetAfterRequest => lab.on(first, Action::ResetAfterRequest),
-            Fault::CloseAfterRequest => lab.on(first, Action::CloseAfterRequest),
-            Fault::ResetInHead => lab.on(first, Action::ResetInHead),
-            Fault::ResetInBody => lab.on(first, Action::ResetInBody),
-            Fault::CloseInBody => lab.on(first, Action::CloseInBody),
+            Fault::ResetAfterHead => lab.on(first, LabFault::ResetAfterHead),
+            Fault::CloseAfterHead => lab.on(first, LabFault::CloseAfterHead),
+            Fault::ResetAfterRequest => lab.on(first, LabFault::ResetAfterRequest),
+            Fault::CloseAfterRequest => lab.on(first, LabFault::CloseAfterRequest),
+            Fault::ResetInHead => lab.on(first, LabFault::ResetInHead),
+            Fault::ResetInBody => lab.on(first, LabFault::ResetInBody),
+            Fault::CloseInBody => lab.on(first, LabFault::CloseInBody),
             Fault::ResetInBodyResumable => lab
                 .reply(resumable(reply, "\"v1\""))
-                .on(first, Action::ResetInBody),
+                .on(first, LabFault::ResetInBody),
             Fault::ResetInBodyChanged => lab
                 .reply(resumable(reply, "\"v1\""))
-                .on(first, Action::ResetInBody)
+                .on(first, LabFault::ResetInBody)
                 .on(
                     Match::header(REQUEST_ID, call.id_value()),
                     resumable(reply, "\"v2\"").body(Bytes::from_static(CHANGED_BODY)),
@@ -248,8 +250,8 @@ impl Fault {
             Fault::IdleReset => lab.idle_timeout(IDLE_TIMEOUT, Idle::Reset),
             Fault::IdleForget => lab.idle_timeout(IDLE_TIMEOUT, Idle::Forget),
             Fault::RestartWarm | Fault::RefusedWindow => lab,
-            Fault::GoAway => lab.on(first, Action::GoAway),
-            Fault::RefuseStream => lab.on(first, Action::RefuseStream),
+            Fault::GoAway => lab.on(first, LabFault::GoAway),
+            Fault::RefuseStream => lab.on(first, LabFault::RefuseStream),
             Fault::SlowReply => lab.on(first, reply.clone().delay(SLOW)),
             Fault::SlicedReply => lab.on(first, reply.clone().sliced(4, Duration::from_millis(20))),
         }

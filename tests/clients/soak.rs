@@ -32,7 +32,7 @@ use hyper_util::rt::TokioExecutor;
 use tower::util::BoxCloneSyncService;
 use tower::{BoxError, ServiceBuilder};
 use tower_reset::attempt::AttemptRecord;
-use tower_reset::lab::{Action, Lab, Match};
+use tower_reset::lab::{Fault, Lab, Match};
 use tower_reset::{FreshConnectionLayer, ResetRetryLayer};
 
 use crate::hyper_util_h1::{send, Stack};
@@ -48,11 +48,11 @@ const ATTEMPT: HeaderName = HeaderName::from_static("x-attempt");
 const FAULT_RATE: f64 = 0.05;
 
 /// The faults, in equal shares of [`FAULT_RATE`].
-const FAULTS: [Action; 4] = [
-    Action::ResetAfterHead,
-    Action::ResetAfterRequest,
-    Action::CloseAfterRequest,
-    Action::ResetInHead,
+const FAULTS: [Fault; 4] = [
+    Fault::ResetAfterHead,
+    Fault::ResetAfterRequest,
+    Fault::CloseAfterRequest,
+    Fault::ResetInHead,
 ];
 
 /// The hyper-util HTTP/1.1 stack of the matrix, with the probe that writes the attempt number

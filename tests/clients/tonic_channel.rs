@@ -24,7 +24,7 @@ use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, Endpoint};
 use tower::{Layer, Service};
 use tower_reset::attempt::HistoryObserver;
-use tower_reset::lab::{Action, ConnectionMatch, Disconnect, Lab, Match, Reply};
+use tower_reset::lab::{ConnectionMatch, Disconnect, Fault, Lab, Match, Reply};
 use tower_reset::preset::{GrpcLayer, GrpcStack};
 use tower_reset::tonic::{fresh_channel, FreshChannel, IdempotentMethods};
 
@@ -242,9 +242,9 @@ impl Broken {
         let lab = match self {
             Broken::ResetAtAccept => lab.on_accept(ConnectionMatch::nth(1), Disconnect::Reset),
             Broken::FinAtAccept => lab.on_accept(ConnectionMatch::nth(1), Disconnect::Fin),
-            Broken::ResetAfterRequest => lab.on(Match::nth(2), Action::ResetAfterRequest),
-            Broken::CloseAfterRequest => lab.on(Match::nth(2), Action::CloseAfterRequest),
-            Broken::GoAway => lab.on(Match::nth(2), Action::GoAway),
+            Broken::ResetAfterRequest => lab.on(Match::nth(2), Fault::ResetAfterRequest),
+            Broken::CloseAfterRequest => lab.on(Match::nth(2), Fault::CloseAfterRequest),
+            Broken::GoAway => lab.on(Match::nth(2), Fault::GoAway),
             Broken::Forgotten => lab,
         };
         lab.start().await.expect("start a lab")

@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tower_reset::diagnose::{Cause, Collector};
-use tower_reset::lab::{Action, Lab, Match, Reply};
+use tower_reset::lab::{Fault, Lab, Match, Reply};
 
 use crate::paused_io::{frozen, until};
 use crate::support::{after_gaps, bounded, causes, diagnosed, ms, random_gaps, request, send};
@@ -91,7 +91,7 @@ async fn failures_rising_with_concurrency_are_overload() {
         let lab = Lab::builder()
             .on(
                 Match::when(move |_| seen.load(Ordering::SeqCst) > 8).probability(0.4),
-                Action::ResetAfterHead,
+                Fault::ResetAfterHead,
             )
             .reply(Reply::ok().delay(ms(20)))
             .seed(3)

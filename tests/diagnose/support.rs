@@ -12,7 +12,7 @@ use tower::{BoxError, Layer, ServiceExt};
 use tower_reset::backoff::policy::Rng;
 use tower_reset::diagnose::{Cause, Collector, Report};
 use tower_reset::fresh_connection::policy::StandardConnections;
-use tower_reset::lab::{Action, Lab, Match};
+use tower_reset::lab::{Fault, Lab, Match};
 use tower_reset::{FreshConnection, FreshConnectionLayer};
 
 pub(crate) use crate::paused_io::bounded;
@@ -86,7 +86,7 @@ pub(crate) fn random_gaps(seed: u64, count: usize, low: u64, high: u64) -> Vec<u
 /// A lab that resets the requests `when` matches as soon as their head is read.
 pub(crate) async fn resetting(when: Match) -> Lab {
     Lab::builder()
-        .on(when, Action::ResetAfterHead)
+        .on(when, Fault::ResetAfterHead)
         .start()
         .await
         .expect("the lab starts")

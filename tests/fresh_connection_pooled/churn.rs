@@ -13,7 +13,7 @@ use http_body_util::{BodyExt, Full};
 use tower::util::BoxCloneSyncService;
 use tower::{BoxError, ServiceBuilder, ServiceExt};
 use tower_reset::fresh_connection::policy::StandardConnections;
-use tower_reset::lab::{Action, Lab, Match, Reply};
+use tower_reset::lab::{Fault, Lab, Match, Reply};
 
 use super::{client, pooled, retry};
 
@@ -28,7 +28,7 @@ type Stack = BoxCloneSyncService<
 async fn opened_per_fault(stack: Stack, requests: usize, concurrency: usize) -> (usize, u64) {
     let lab = Lab::builder()
         .seed(41)
-        .on(Match::any().probability(0.05), Action::ResetAfterRequest)
+        .on(Match::any().probability(0.05), Fault::ResetAfterRequest)
         .start()
         .await
         .expect("the lab starts");
@@ -100,7 +100,7 @@ async fn stale_met_after_a_forget(policy: StandardConnections) -> (usize, usize)
     let lab = Lab::builder()
         .on(
             Match::path("/warm"),
-            Action::Reply(Reply::ok().delay(Duration::from_millis(100))),
+            Fault::Reply(Reply::ok().delay(Duration::from_millis(100))),
         )
         .start()
         .await

@@ -16,7 +16,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tower::{BoxError, Layer, Service, ServiceBuilder, ServiceExt};
 use tower_reset::fresh_connection::policy::StandardConnections;
-use tower_reset::lab::{Action, Idle, Lab, Match};
+use tower_reset::lab::{Fault, Idle, Lab, Match};
 use tower_reset::FreshConnectionLayer;
 
 use super::{pooled, retry, HttpClient};
@@ -75,7 +75,7 @@ where
 async fn every_300_ms(
     policy: StandardConnections,
     when: Match,
-    action: Action,
+    action: Fault,
     requests: usize,
 ) -> Vec<usize> {
     let lab = Lab::builder()
@@ -101,7 +101,7 @@ fn retrying(
 /// (before: `[1, 2, 3, …, 14]`, one new connection per request for ever).
 #[tokio::test(start_paused = true)]
 async fn an_isolated_reset_teaches_nothing() {
-    let connections = every_300_ms(learning(), Match::nth(2), Action::ResetAfterRequest, 14).await;
+    let connections = every_300_ms(learning(), Match::nth(2), Fault::ResetAfterRequest, 14).await;
     assert_eq!(connections, [1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2]);
 }
 
@@ -111,7 +111,7 @@ async fn an_isolated_reset_teaches_nothing() {
 #[tokio::test(start_paused = true)]
 async fn a_learned_limit_that_connections_outlive_is_unlearned() {
     let twice = Match::nth_on_connection(2).times(2);
-    let connections = every_300_ms(learning(), twice, Action::ResetAfterRequest, 40).await;
+    let connections = every_300_ms(learning(), twice, Fault::ResetAfterRequest, 40).await;
     // Requests 2 and 3 are reset and retried on new connections; requests 4 to 19 each find
     // their connection retired (16 retirements); request 20 is the probe.
     let mut expected: Vec<usize> = (1..=19).collect();

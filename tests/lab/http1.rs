@@ -7,7 +7,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tower_reset::classify::{FailureClass, StandardClassifier};
-use tower_reset::lab::{Action, ConnectionMatch, Disconnect, Lab, Match, Reply};
+use tower_reset::lab::{ConnectionMatch, Disconnect, Fault, Lab, Match, Reply};
 
 use crate::support::{
     bounded, http1_client, io_kinds, raw, read_response, read_to_end, request, send, Ending,
@@ -16,7 +16,7 @@ use crate::support::{
 const CLASSIFIER: StandardClassifier = StandardClassifier::new();
 
 /// A lab whose every request gets `action`.
-async fn lab(action: Action) -> Lab {
+async fn lab(action: Fault) -> Lab {
     Lab::builder()
         .default_action(action)
         .start()
@@ -126,7 +126,7 @@ async fn fin_at_accept_is_end_of_file() {
 #[tokio::test]
 async fn reset_after_head_is_a_reset_and_not_executed() {
     bounded(async {
-        let lab = lab(Action::ResetAfterHead).await;
+        let lab = lab(Fault::ResetAfterHead).await;
         let err = send(
             &http1_client(),
             request(Method::POST, &lab.url("/charges"), "p1"),
@@ -152,7 +152,7 @@ async fn reset_after_head_is_a_reset_and_not_executed() {
 #[tokio::test]
 async fn close_after_head_is_an_incomplete_message_and_not_executed() {
     bounded(async {
-        let lab = lab(Action::CloseAfterHead).await;
+        let lab = lab(Fault::CloseAfterHead).await;
         let err = send(
             &http1_client(),
             request(Method::POST, &lab.url("/charges"), "p1"),
@@ -179,7 +179,7 @@ async fn close_after_head_is_an_incomplete_message_and_not_executed() {
 #[tokio::test]
 async fn reset_after_request_is_a_reset_and_executed() {
     bounded(async {
-        let lab = lab(Action::ResetAfterRequest).await;
+        let lab = lab(Fault::ResetAfterRequest).await;
         let err = send(
             &http1_client(),
             request(Method::POST, &lab.url("/charges"), "p1"),
@@ -205,7 +205,7 @@ async fn reset_after_request_is_a_reset_and_executed() {
 #[tokio::test]
 async fn close_after_request_is_an_incomplete_message_and_executed() {
     bounded(async {
-        let lab = lab(Action::CloseAfterRequest).await;
+        let lab = lab(Fault::CloseAfterRequest).await;
         let err = send(&http1_client(), request(Method::POST, &lab.url("/"), "p1"))
             .await
             .expect_err("closed");
@@ -222,7 +222,7 @@ async fn close_after_request_is_an_incomplete_message_and_executed() {
 #[tokio::test]
 async fn reset_in_head_fails_the_response_and_is_executed() {
     bounded(async {
-        let lab = lab(Action::ResetInHead).await;
+        let lab = lab(Fault::ResetInHead).await;
         // A raw socket sees half a head, then the reset.
         let (read, ending) = raw(lab.addr(), b"GET / HTTP/1.1\r\nhost: lab\r\n\r\n").await;
         assert_eq!(ending, Ending::Error(std::io::ErrorKind::ConnectionReset));
@@ -259,7 +259,7 @@ async fn reset_in_body_fails_the_body_after_a_response() {
         let body = "0123456789".repeat(10);
         let lab = Lab::builder()
             .reply(Reply::ok().body(body.clone()))
-            .default_action(Action::ResetInBody)
+            .default_action(Fault::ResetInBody)
             .start()
             .await
             .unwrap();
@@ -289,7 +289,7 @@ async fn reset_in_body_fails_the_body_after_a_response() {
 #[tokio::test]
 async fn close_in_body_ends_the_body_early() {
     bounded(async {
-        let lab = lab(Action::CloseInBody).await;
+        let lab = lab(Fault::CloseInBody).await;
         let got = send(&http1_client(), request(Method::GET, &lab.url("/"), "g1"))
             .await
             .expect("the head arrives");

@@ -9,7 +9,7 @@ use h2::Reason;
 use http::{Method, StatusCode};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
-use tower_reset::lab::{Action, Idle, Lab, Match, Reply};
+use tower_reset::lab::{Fault, Idle, Lab, Match, Reply};
 
 use crate::support::{bounded, http2_client, io_kinds, links, request, send};
 
@@ -34,7 +34,7 @@ async fn h2_get(
     response.await
 }
 
-async fn lab(action: Action) -> Lab {
+async fn lab(action: Fault) -> Lab {
     Lab::builder()
         .http2()
         .default_action(action)
@@ -69,7 +69,7 @@ async fn refuse_stream_is_refused_stream_and_not_executed() {
     bounded(async {
         let lab = Lab::builder()
             .http2()
-            .on(Match::nth(1), Action::RefuseStream)
+            .on(Match::nth(1), Fault::RefuseStream)
             .start()
             .await
             .unwrap();
@@ -106,7 +106,7 @@ async fn goaway_refuses_this_stream_and_later_ones() {
                 Match::path("/slow"),
                 Reply::ok().delay(Duration::from_millis(100)),
             )
-            .on(Match::path("/goaway"), Action::GoAway)
+            .on(Match::path("/goaway"), Fault::GoAway)
             .start()
             .await
             .unwrap();
@@ -143,7 +143,7 @@ async fn goaway_through_hyper_util() {
     bounded(async {
         let lab = Lab::builder()
             .http2()
-            .on(Match::nth(2), Action::GoAway)
+            .on(Match::nth(2), Fault::GoAway)
             .start()
             .await
             .unwrap();
@@ -175,7 +175,7 @@ async fn goaway_through_hyper_util() {
 #[tokio::test]
 async fn reset_after_head_resets_the_connection_and_is_not_executed() {
     bounded(async {
-        let lab = lab(Action::ResetAfterHead).await;
+        let lab = lab(Fault::ResetAfterHead).await;
         let err = send(&http2_client(), request(Method::POST, &lab.url("/"), "p1"))
             .await
             .unwrap_err();
@@ -192,7 +192,7 @@ async fn reset_after_head_resets_the_connection_and_is_not_executed() {
 #[tokio::test]
 async fn reset_after_request_is_executed() {
     bounded(async {
-        let lab = lab(Action::ResetAfterRequest).await;
+        let lab = lab(Fault::ResetAfterRequest).await;
         let err = send(&http2_client(), request(Method::POST, &lab.url("/"), "p1"))
             .await
             .unwrap_err();
@@ -208,7 +208,7 @@ async fn reset_after_request_is_executed() {
 #[tokio::test]
 async fn close_after_head_ends_the_connection() {
     bounded(async {
-        let lab = lab(Action::CloseAfterHead).await;
+        let lab = lab(Fault::CloseAfterHead).await;
         let err = send(&http2_client(), request(Method::POST, &lab.url("/"), "p1"))
             .await
             .unwrap_err();
@@ -223,7 +223,7 @@ async fn close_after_head_ends_the_connection() {
 #[tokio::test]
 async fn reset_in_head_fails_the_response() {
     bounded(async {
-        let lab = lab(Action::ResetInHead).await;
+        let lab = lab(Fault::ResetInHead).await;
         let (mut h2, _connection) = h2_connect(&lab).await;
         let err = h2_get(&mut h2, "/", "g")
             .await
@@ -244,7 +244,7 @@ async fn reset_in_body_fails_the_body_after_the_head() {
         let lab = Lab::builder()
             .http2()
             .reply(Reply::ok().body("0123456789"))
-            .default_action(Action::ResetInBody)
+            .default_action(Fault::ResetInBody)
             .start()
             .await
             .unwrap();
@@ -282,7 +282,7 @@ async fn reset_in_body_fails_the_body_after_the_head() {
 #[tokio::test]
 async fn close_in_body_ends_the_body_early() {
     bounded(async {
-        let lab = lab(Action::CloseInBody).await;
+        let lab = lab(Fault::CloseInBody).await;
         let got = send(&http2_client(), request(Method::GET, &lab.url("/"), "h"))
             .await
             .unwrap();

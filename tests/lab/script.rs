@@ -1,7 +1,7 @@
 //! Rules: which request gets which action, and the counts that prove it.
 
 use http::{HeaderName, HeaderValue, Method, StatusCode};
-use tower_reset::lab::{Action, Lab, Match, Reply};
+use tower_reset::lab::{Fault, Lab, Match, Reply};
 
 use crate::paused_io;
 use crate::support::{bounded, http1_client, request, send};
@@ -135,8 +135,8 @@ async fn probability_is_seeded() {
 async fn duplicates_name_the_ids_executed_twice() {
     bounded(async {
         let lab = Lab::builder()
-            .on(Match::nth(1), Action::ResetAfterRequest)
-            .on(Match::nth(3), Action::ResetAfterHead)
+            .on(Match::nth(1), Fault::ResetAfterRequest)
+            .on(Match::nth(3), Fault::ResetAfterHead)
             .start()
             .await
             .unwrap();
@@ -195,21 +195,21 @@ async fn a_custom_request_id_header() {
 #[tokio::test]
 async fn a_wrong_script_is_refused_at_start() {
     let err = Lab::builder()
-        .on(Match::any(), Action::RefuseStream)
+        .on(Match::any(), Fault::RefuseStream)
         .start()
         .await
         .expect_err("REFUSED_STREAM needs HTTP/2");
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
     let err = Lab::builder()
         .http2()
-        .on(Match::any().probability(1.5), Action::GoAway)
+        .on(Match::any().probability(1.5), Fault::GoAway)
         .start()
         .await
         .expect_err("a probability above 1");
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
     assert!(Lab::builder()
         .http2()
-        .default_action(Action::GoAway)
+        .default_action(Fault::GoAway)
         .start()
         .await
         .is_ok());

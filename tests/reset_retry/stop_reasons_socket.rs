@@ -14,7 +14,7 @@ use tower::{Layer, ServiceBuilder, ServiceExt};
 use tower_reset::attempt::{AttemptHistory, HistoryObserver, StopReason};
 use tower_reset::backoff::policy::delays_fn;
 use tower_reset::classify::{RetryStatuses, StandardClassifier};
-use tower_reset::lab::{Action, Lab, Match, Reply};
+use tower_reset::lab::{Fault, Lab, Match, Reply};
 use tower_reset::replay::ReplayBodyLayer;
 use tower_reset::reset_retry::RetryBudget;
 use tower_reset::{BackoffLayer, ResetRetryLayer};
@@ -62,7 +62,7 @@ where
     observer.get().expect("a history")
 }
 
-async fn lab(rules: Vec<(Match, Action)>) -> Lab {
+async fn lab(rules: Vec<(Match, Fault)>) -> Lab {
     let mut builder = Lab::builder();
     for (when, action) in rules {
         builder = builder.on(when, action);
@@ -82,7 +82,7 @@ fn statuses_retry() -> ResetRetryLayer {
         .unwrap()
 }
 
-fn busy(header: &'static str, value: &'static str) -> Action {
+fn busy(header: &'static str, value: &'static str) -> Fault {
     Reply::new(StatusCode::SERVICE_UNAVAILABLE)
         .header(
             HeaderName::from_static(header),
@@ -94,25 +94,25 @@ fn busy(header: &'static str, value: &'static str) -> Action {
 #[tokio::test]
 async fn over_sockets_each_reason_is_the_one_that_stopped_the_request() {
     // Succeeded: a GET reset after its head, then answered.
-    let l = lab(vec![(Match::nth(1), Action::ResetAfterHead)]).await;
+    let l = lab(vec![(Match::nth(1), Fault::ResetAfterHead)]).await;
     let history = history_of(retry(), request(Method::GET, &l.url("/"))).await;
     assert_eq!(history.stop_reason(), StopReason::Succeeded);
     assert_eq!(history.attempts(), 2);
 
     // NotSafeToRepeat: a POST reset after the server executed it.
-    let l = lab(vec![(Match::any(), Action::ResetAfterRequest)]).await;
+    let l = lab(vec![(Match::any(), Fault::ResetAfterRequest)]).await;
     let history = history_of(retry(), request(Method::POST, &l.url("/pay"))).await;
     assert_eq!(history.stop_reason(), StopReason::NotSafeToRepeat);
     assert_eq!(l.counts().executed(), 1);
 
     // AttemptsExhausted: every attempt reset.
-    let l = lab(vec![(Match::any(), Action::ResetAfterHead)]).await;
+    let l = lab(vec![(Match::any(), Fault::ResetAfterHead)]).await;
     let history = history_of(retry(), request(Method::GET, &l.url("/"))).await;
     assert_eq!(history.stop_reason(), StopReason::AttemptsExhausted);
     assert_eq!(l.counts().received(), 3);
 
     // BudgetSpent: a budget that grants nothing.
-    let l = lab(vec![(Match::any(), Action::ResetAfterHead)]).await;
+    let l = lab(vec![(Match::any(), Fault::ResetAfterHead)]).await;
     let spent = ResetRetryLayer::builder()
         .budget(RetryBudget::new(0.0, 0, Duration::from_secs(10)).unwrap())
         .build()
@@ -165,7 +165,7 @@ async fn over_sockets_the_reasons_that_come_from_the_backoff_and_the_server() {
     assert_eq!(l.counts().received(), 1);
 
     // ScheduleExhausted: a schedule with one delay, three resets in a row.
-    let l = lab(vec![(Match::any(), Action::ResetAfterHead)]).await;
+    let l = lab(vec![(Match::any(), Fault::ResetAfterHead)]).await;
     let stack = ServiceBuilder::new()
         .layer(
             ResetRetryLayer::builder()
@@ -183,7 +183,7 @@ async fn over_sockets_the_reasons_that_come_from_the_backoff_and_the_server() {
 
 #[tokio::test]
 async fn over_sockets_a_body_past_the_replay_cap_is_not_replayable() {
-    let l = lab(vec![(Match::nth(1), Action::ResetAfterRequest)]).await;
+    let l = lab(vec![(Match::nth(1), Fault::ResetAfterRequest)]).await;
     let client = Client::builder(TokioExecutor::new())
         .build_http::<tower_reset::replay::ReplayBody<Full<Bytes>>>();
     let service = ServiceBuilder::new()

@@ -7,7 +7,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tower::{Service, ServiceBuilder, ServiceExt};
-use tower_reset::lab::{Action, Lab, Match};
+use tower_reset::lab::{Fault, Lab, Match};
 use tower_reset::{BackoffLayer, FreshConnectionLayer, ResetRetryLayer, ResumeLayer};
 
 use crate::support::{resource, sha256, tagged, MIB};
@@ -17,7 +17,7 @@ async fn the_contract_stack_resumes_over_the_legacy_client() {
     let body = resource(2 * MIB, 20);
     let lab = Lab::builder()
         .reply(tagged(body.clone(), "\"v1\""))
-        .on(Match::nth(1), Action::ResetAfterBodyBytes(MIB))
+        .on(Match::nth(1), Fault::ResetAfterBodyBytes(MIB))
         .start()
         .await
         .unwrap();

@@ -11,7 +11,7 @@ use http_body::Body;
 use http_body_util::BodyExt;
 use sha2::{Digest, Sha256};
 use tower::{Layer, ServiceExt};
-use tower_reset::lab::{Action, Lab, Match};
+use tower_reset::lab::{Fault, Lab, Match};
 use tower_reset::ResumeLayer;
 
 use crate::instant_service::{self, read_all, respond, Frames};
@@ -190,7 +190,7 @@ fn over_sockets_a_resumed_download_holds_what_a_plain_one_does() {
                 .unwrap();
             let faulty = Lab::builder()
                 .reply(tagged(server_body, "\"v1\""))
-                .on(Match::any().times(3), Action::ResetAfterBodyBytes(MIB))
+                .on(Match::any().times(3), Fault::ResetAfterBodyBytes(MIB))
                 .start()
                 .await
                 .unwrap();

@@ -6,7 +6,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::{DATE, LAST_MODIFIED, RANGE};
 use http::{HeaderValue, Method, Request, StatusCode};
-use tower_reset::lab::{Action, Match, Reply};
+use tower_reset::lab::{Fault, Match, Reply};
 use tower_reset::resume::NoResume;
 use tower_reset::ResumeLayer;
 
@@ -27,8 +27,8 @@ async fn a_body_reset_three_times_arrives_whole() {
         let lab = kind
             .lab()
             .reply(tagged(body.clone(), "\"v1\""))
-            .on(log, Action::ok())
-            .on(Match::any().times(3), Action::ResetAfterBodyBytes(MIB))
+            .on(log, Fault::ok())
+            .on(Match::any().times(3), Fault::ResetAfterBodyBytes(MIB))
             .start()
             .await
             .unwrap();
@@ -84,7 +84,7 @@ async fn a_server_without_ranges_is_resumed_by_skipping() {
             .header(http::header::ETAG, HeaderValue::from_static("\"v1\""));
         let mut lab = kind.lab().reply(whole);
         for (nth, cut) in [(1, MIB), (2, 2 * MIB), (3, 3 * MIB)] {
-            lab = lab.on(Match::nth(nth), Action::ResetAfterBodyBytes(cut));
+            lab = lab.on(Match::nth(nth), Fault::ResetAfterBodyBytes(cut));
         }
         let lab = lab.start().await.unwrap();
         let stack = stack(kind, ResumeLayer::new());
@@ -135,7 +135,7 @@ async fn a_changed_resource_ends_with_the_original_error() {
             let lab = kind
                 .lab()
                 .reply(tagged(v1.clone(), "\"v1\""))
-                .on(Match::nth(1), Action::ResetAfterBodyBytes(MIB))
+                .on(Match::nth(1), Fault::ResetAfterBodyBytes(MIB))
                 .default_action(v2_reply)
                 .start()
                 .await
@@ -219,8 +219,8 @@ async fn a_range_request_is_resumed_up_to_its_end() {
         let lab = kind
             .lab()
             .reply(tagged(body.clone(), "\"v1\""))
-            .on(log, Action::ok())
-            .on(Match::nth(1), Action::ResetAfterBodyBytes(MIB))
+            .on(log, Fault::ok())
+            .on(Match::nth(1), Fault::ResetAfterBodyBytes(MIB))
             .start()
             .await
             .unwrap();
@@ -249,7 +249,7 @@ async fn max_resumes_holds() {
         let lab = kind
             .lab()
             .reply(tagged(body.clone(), "\"v1\""))
-            .default_action(Action::ResetAfterBodyBytes(256 * 1024))
+            .default_action(Fault::ResetAfterBodyBytes(256 * 1024))
             .start()
             .await
             .unwrap();
@@ -273,7 +273,7 @@ async fn the_deadline_holds() {
         let lab = kind
             .lab()
             .reply(tagged(body.clone(), "\"v1\""))
-            .default_action(Action::ResetAfterBodyBytes(256 * 1024))
+            .default_action(Fault::ResetAfterBodyBytes(256 * 1024))
             .start()
             .await
             .unwrap();

@@ -228,7 +228,7 @@ pub(crate) async fn reset_once(kind: Kind, reply: Reply, cut: usize) -> Lab {
         .reply(reply)
         .on(
             Match::nth(1),
-            tower_reset::lab::Action::ResetAfterBodyBytes(cut),
+            tower_reset::lab::Fault::ResetAfterBodyBytes(cut),
         )
         .start()
         .await

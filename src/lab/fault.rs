@@ -13,18 +13,18 @@ use http::{HeaderName, HeaderValue, StatusCode};
 ///
 /// | action | request body read | executed | what the client sees |
 /// |---|---|---|---|
-/// | [`Reply`](Action::Reply) | yes | yes | the response |
-/// | [`ResetAfterHead`](Action::ResetAfterHead) | no | **no** | a reset after sending the request |
-/// | [`CloseAfterHead`](Action::CloseAfterHead) | no | **no** | end of file where the response should be |
-/// | [`ResetAfterRequest`](Action::ResetAfterRequest) | yes | yes | a reset after sending the request |
-/// | [`CloseAfterRequest`](Action::CloseAfterRequest) | yes | yes | end of file where the response should be |
-/// | [`ResetInHead`](Action::ResetInHead) | yes | yes | a reset while reading the response head |
-/// | [`ResetInBody`](Action::ResetInBody) | yes | yes | a response whose body fails with a reset |
-/// | [`CloseInBody`](Action::CloseInBody) | yes | yes | a response whose body ends early |
-/// | [`ResetAfterBodyBytes`](Action::ResetAfterBodyBytes) | yes | yes | a response whose body fails with a reset after `n` bytes |
-/// | [`CloseAfterBodyBytes`](Action::CloseAfterBodyBytes) | yes | yes | a response whose body ends after `n` bytes |
-/// | [`RefuseStream`](Action::RefuseStream) (HTTP/2) | no | **no** | `RST_STREAM(REFUSED_STREAM)` |
-/// | [`GoAway`](Action::GoAway) (HTTP/2) | no | **no** | `GOAWAY(NO_ERROR)` whose last stream is below this one |
+/// | [`Reply`](Fault::Reply) | yes | yes | the response |
+/// | [`ResetAfterHead`](Fault::ResetAfterHead) | no | **no** | a reset after sending the request |
+/// | [`CloseAfterHead`](Fault::CloseAfterHead) | no | **no** | end of file where the response should be |
+/// | [`ResetAfterRequest`](Fault::ResetAfterRequest) | yes | yes | a reset after sending the request |
+/// | [`CloseAfterRequest`](Fault::CloseAfterRequest) | yes | yes | end of file where the response should be |
+/// | [`ResetInHead`](Fault::ResetInHead) | yes | yes | a reset while reading the response head |
+/// | [`ResetInBody`](Fault::ResetInBody) | yes | yes | a response whose body fails with a reset |
+/// | [`CloseInBody`](Fault::CloseInBody) | yes | yes | a response whose body ends early |
+/// | [`ResetAfterBodyBytes`](Fault::ResetAfterBodyBytes) | yes | yes | a response whose body fails with a reset after `n` bytes |
+/// | [`CloseAfterBodyBytes`](Fault::CloseAfterBodyBytes) | yes | yes | a response whose body ends after `n` bytes |
+/// | [`RefuseStream`](Fault::RefuseStream) (HTTP/2) | no | **no** | `RST_STREAM(REFUSED_STREAM)` |
+/// | [`GoAway`](Fault::GoAway) (HTTP/2) | no | **no** | `GOAWAY(NO_ERROR)` whose last stream is below this one |
 ///
 /// The `After…Head` pair and the HTTP/2 refusals are the failures a client may retry whatever
 /// the method only in the refusal case, and must treat as an unknown outcome in the reset case;
@@ -41,7 +41,7 @@ use http::{HeaderName, HeaderValue, StatusCode};
 /// its `DATA`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Action {
+pub enum Fault {
     /// Reads the whole request, then answers with this reply.
     Reply(Reply),
     /// Resets the connection as soon as the request head is read; the body is not read and the
@@ -64,9 +64,9 @@ pub enum Action {
     /// Reads the whole request (executed), writes the head and the first half of the body of the
     /// lab's reply (see [`LabBuilder::reply`](super::LabBuilder::reply); at least one byte when
     /// the body is not empty), then resets the connection. With an empty body, the head is cut
-    /// instead, as by [`ResetInHead`](Action::ResetInHead).
+    /// instead, as by [`ResetInHead`](Fault::ResetInHead).
     ResetInBody,
-    /// Like [`ResetInBody`](Action::ResetInBody), but closes the connection (`FIN`) instead.
+    /// Like [`ResetInBody`](Fault::ResetInBody), but closes the connection (`FIN`) instead.
     CloseInBody,
     /// Reads the whole request (executed), writes the head and the first `n` bytes of the body
     /// of the lab's reply (all of it when it is shorter), then resets the connection. The reply
@@ -78,7 +78,7 @@ pub enum Action {
     /// bytes written before the reset are the bytes that reached the client, give or take a few
     /// KiB, rather than megabytes that the reset throws away.
     ResetAfterBodyBytes(usize),
-    /// Like [`ResetAfterBodyBytes`](Action::ResetAfterBodyBytes), but closes the connection
+    /// Like [`ResetAfterBodyBytes`](Fault::ResetAfterBodyBytes), but closes the connection
     /// (`FIN`) instead.
     CloseAfterBodyBytes(usize),
     /// HTTP/2 only: answers the stream with `RST_STREAM(REFUSED_STREAM)` as soon as its headers
@@ -91,8 +91,8 @@ pub enum Action {
     GoAway,
 }
 
-impl Action {
-    /// `Action::Reply(Reply::ok())`: `200 OK` with body `ok`.
+impl Fault {
+    /// `Fault::Reply(Reply::ok())`: `200 OK` with body `ok`.
     pub fn ok() -> Self {
         Self::Reply(Reply::ok())
     }
@@ -158,14 +158,14 @@ pub(crate) enum CutAt {
     Body(usize),
 }
 
-impl Default for Action {
-    /// [`Action::ok()`].
+impl Default for Fault {
+    /// [`Fault::ok()`].
     fn default() -> Self {
         Self::ok()
     }
 }
 
-impl From<Reply> for Action {
+impl From<Reply> for Fault {
     fn from(reply: Reply) -> Self {
         Self::Reply(reply)
     }
@@ -277,7 +277,7 @@ impl Reply {
     ///
     /// ```
     /// use http::{header, HeaderValue};
-    /// use tower_reset::lab::{Action, Lab, Match, Reply};
+    /// use tower_reset::lab::{Fault, Lab, Match, Reply};
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> std::io::Result<()> {
@@ -292,7 +292,7 @@ impl Reply {
     /// let lab = Lab::builder()
     ///     .reply(v1)
     ///     // The first response is reset after 64 KiB of its body...
-    ///     .on(Match::nth(1), Action::ResetAfterBodyBytes(64 * 1024))
+    ///     .on(Match::nth(1), Fault::ResetAfterBodyBytes(64 * 1024))
     ///     // ... and from the third request on, the resource is another version.
     ///     .on(Match::when(|request| request.nth() >= 3), v2)
     ///     .start()

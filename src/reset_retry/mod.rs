@@ -69,7 +69,6 @@ pub use self::layer::{ResetRetryBuilder, ResetRetryLayer};
 pub use self::retry_state::DRAIN_LIMIT;
 
 use std::fmt;
-use std::mem;
 use std::task::{Context, Poll};
 
 use tokio::time::Instant;
@@ -159,30 +158,32 @@ where
     }
 
     fn call(&mut self, request: Req) -> Self::Future {
-        let fast = if self.limits.max_attempts <= 1 {
-            Err(StopReason::AttemptsExhausted)
+        let never = if self.limits.max_attempts <= 1 {
+            Some(StopReason::AttemptsExhausted)
         } else if !self.policy.may_retry(&request) {
-            Err(StopReason::NotSafeToRepeat)
+            Some(StopReason::NotSafeToRepeat)
         } else {
-            self.cloner
-                .clone_request(&request)
-                .ok_or(StopReason::BodyNotReplayable)
+            None
         };
-        let copy = match fast {
-            Ok(copy) => copy,
+        // Kept as the `Option` it is made in, and moved once, into the future: this is the path
+        // of every retryable request.
+        let copy = match never {
+            None => self.cloner.clone_request(&request),
+            Some(_) => None,
+        };
+        if copy.is_none() {
             // Fast path: this request is sent once, as it is.
-            Err(reason) => {
-                return match request.extensions().get::<HistoryObserver>().cloned() {
-                    None => ResponseFuture::once(self.inner.call(request)),
-                    Some(observer) => ResponseFuture::observed(
-                        self.inner.call(request),
-                        observer,
-                        self.classifier.clone(),
-                        reason,
-                    ),
-                };
-            }
-        };
+            let reason = never.unwrap_or(StopReason::BodyNotReplayable);
+            return match request.extensions().get::<HistoryObserver>().cloned() {
+                None => ResponseFuture::once(self.inner.call(request)),
+                Some(observer) => ResponseFuture::observed(
+                    self.inner.call(request),
+                    observer,
+                    self.classifier.clone(),
+                    reason,
+                ),
+            };
+        }
 
         if let Some(budget) = &self.limits.budget {
             budget.deposit();
@@ -193,16 +194,14 @@ where
             .and_then(|deadline| Instant::now().checked_add(deadline));
         let observer = request.extensions().get::<HistoryObserver>().cloned();
 
-        // `self.inner` was polled ready: it is the one that takes this request. A clone, not yet
-        // ready, takes its place, and the ready one travels in the future for the retries, which
-        // poll it ready again before each call.
-        let clone = self.inner.clone();
-        let mut ready = mem::replace(&mut self.inner, clone);
-        let future = ready.call(request);
+        // `self.inner` was polled ready: it is the one that takes this request (and the caller
+        // polls it ready again before the next). The retries go to a clone, which they poll
+        // ready before each call.
+        let future = self.inner.call(request);
         ResponseFuture::retrying(
             future,
             RetryState::new(
-                ready,
+                self.inner.clone(),
                 self.policy.clone(),
                 self.classifier.clone(),
                 self.cloner.clone(),

@@ -43,9 +43,9 @@ use crate::trace;
 pub const DRAIN_LIMIT: usize = 4 * 1024;
 
 /// How an attempt ended, for the response future.
-pub(super) enum AttemptEnd<Req, T> {
-    /// Send this request next.
-    Retry(Req),
+pub(super) enum AttemptEnd<T> {
+    /// Send the next attempt, once the service is ready.
+    Retry,
     /// The request is over: hand this to the caller.
     Done(T),
 }
@@ -53,6 +53,9 @@ pub(super) enum AttemptEnd<Req, T> {
 type Outcome<S, Req> = Result<<S as Service<Req>>::Response, <S as Service<Req>>::Error>;
 
 /// Everything a retryable request needs between attempts.
+///
+/// It travels inline in the response future, so every retryable request moves it around:
+/// what only a retried request needs is in [`Retried`], allocated with the first retry.
 pub(super) struct RetryState<S, P, C, R, Req>
 where
     S: Service<Req>,
@@ -66,30 +69,43 @@ where
     /// The attempts sent so far, the one under way included.
     attempt: u32,
     max_attempts: u32,
+    /// Whether the attempt under way went ahead: its future was polled and did not abandon it.
+    went_ahead: bool,
+    /// The failure of the previous attempt.
+    previous: Option<FailureClass>,
     deadline: Option<Instant>,
     budget: Option<Arc<dyn Budget>>,
     /// One per attempt that ended.
     summaries: Vec<AttemptSummary>,
     observer: Option<HistoryObserver>,
+    /// Allocated with the first retry; `None` while the first attempt is under way.
+    retried: Option<Box<Retried<S, Req>>>,
+}
+
+/// What a request keeps once it is retried, and only then: a request that succeeds at once
+/// (nearly all of them) neither allocates nor moves any of it. The first retry allocates its
+/// notes and its history anyway; this rides along.
+struct Retried<S, Req>
+where
+    S: Service<Req>,
+{
+    /// The request of the next attempt, from the decision to retry until the service is ready.
+    next: Option<Req>,
     /// The outcome of the attempt before the one under way, until that one goes ahead.
     held: Option<Outcome<S, Req>>,
     /// A failed response let go for a retry, being read to its end.
     draining: Option<S::Response>,
     /// What `draining` may still read.
     drain_budget: usize,
-    /// Whether the attempt under way went ahead: its future was polled and did not abandon it.
-    went_ahead: bool,
-    /// The failure of the previous attempt.
-    previous: Option<FailureClass>,
     /// Drawn at the first retry; the same for every attempt of the request.
-    seed: Option<u64>,
+    seed: u64,
     /// Shared with the records of the retries, for the layers below to report back.
-    notes: Option<Arc<Notes>>,
+    notes: Arc<Notes>,
     /// Ends the wait for readiness at the deadline.
     ready_timer: Option<Pin<Box<Sleep>>>,
-    /// The request's method and URI, for the events.
+    /// The request's method and URI, for the events, once the last attempt took the copy.
     #[cfg(feature = "tracing")]
-    target: (http::Method, http::Uri),
+    target: Option<(http::Method, http::Uri)>,
 }
 
 impl<S, P, C, R, Req> RetryState<S, P, C, R, Req>
@@ -98,39 +114,40 @@ where
     S: Service<Req>,
 {
     #[allow(clippy::too_many_arguments)]
+    #[inline]
     pub(super) fn new(
         service: S,
         policy: P,
         classifier: C,
         cloner: R,
-        copy: Req,
+        copy: Option<Req>,
         limits: &Limits,
         deadline: Option<Instant>,
         observer: Option<HistoryObserver>,
     ) -> Self {
         Self {
-            #[cfg(feature = "tracing")]
-            target: (copy.method().clone(), copy.uri().clone()),
             service,
             policy,
             classifier,
             cloner,
-            copy: Some(copy),
+            copy,
             attempt: 1,
             max_attempts: limits.max_attempts,
+            went_ahead: false,
+            previous: None,
             deadline,
             budget: limits.budget.clone(),
             summaries: Vec::new(),
             observer,
-            held: None,
-            draining: None,
-            drain_budget: 0,
-            went_ahead: false,
-            previous: None,
-            seed: None,
-            notes: None,
-            ready_timer: None,
+            retried: None,
         }
+    }
+
+    /// What the retries keep; only called once a retry was decided.
+    fn retried_mut(&mut self) -> &mut Retried<S, Req> {
+        self.retried
+            .as_deref_mut()
+            .expect("a retry was decided, so its state was allocated")
     }
 
     /// Polls the inner service ready for the next attempt, no longer than the deadline. On
@@ -141,7 +158,7 @@ where
     {
         match self.service.poll_ready(cx) {
             Poll::Ready(Ok(())) => {
-                self.ready_timer = None;
+                self.retried_mut().ready_timer = None;
                 Poll::Ready(Ok(()))
             }
             Poll::Ready(Err(error)) => {
@@ -153,12 +170,14 @@ where
                     return Poll::Pending;
                 };
                 let timer = self
+                    .retried_mut()
                     .ready_timer
                     .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
                 if timer.as_mut().poll(cx).is_pending() {
                     return Poll::Pending;
                 }
                 let held = self
+                    .retried_mut()
                     .held
                     .take()
                     .expect("a retry waiting for readiness holds the previous outcome");
@@ -168,8 +187,14 @@ where
         }
     }
 
-    /// Sends the next attempt on the service just polled ready.
-    pub(super) fn call(&mut self, request: Req) -> S::Future {
+    /// Sends the next attempt, decided by [`attempt_ended`](Self::attempt_ended), on the
+    /// service just polled ready.
+    pub(super) fn call(&mut self) -> S::Future {
+        let request = self
+            .retried_mut()
+            .next
+            .take()
+            .expect("a waiting retry holds its request");
         self.attempt += 1;
         self.went_ahead = false;
         self.service.call(request)
@@ -186,20 +211,27 @@ where
         }
         self.went_ahead = true;
         if self.attempt > 1 {
-            self.retried();
+            self.retry_sent();
             self.let_go();
             self.poll_drain(cx);
         }
     }
 
     /// Reads on the body of a response let go, until it ends or must be dropped.
+    #[inline]
     pub(super) fn poll_drain(&mut self, cx: &mut Context<'_>)
     where
         S::Response: AttemptResponse,
     {
-        if let Some(response) = &mut self.draining {
-            if response.poll_drain(cx, &mut self.drain_budget).is_ready() {
-                self.draining = None;
+        let Some(retried) = self.retried.as_deref_mut() else {
+            return;
+        };
+        if let Some(response) = &mut retried.draining {
+            if response
+                .poll_drain(cx, &mut retried.drain_budget)
+                .is_ready()
+            {
+                retried.draining = None;
             }
         }
     }
@@ -209,42 +241,82 @@ where
     /// layer that abandons the attempt late (after waiting for a host that refused connections,
     /// say).
     fn let_go(&mut self) {
-        if matches!(self.held, Some(Ok(_))) {
-            if let Some(Ok(response)) = self.held.take() {
-                self.draining = Some(response);
-                self.drain_budget = DRAIN_LIMIT;
+        let Some(retried) = self.retried.as_deref_mut() else {
+            return;
+        };
+        if matches!(retried.held, Some(Ok(_))) {
+            if let Some(Ok(response)) = retried.held.take() {
+                retried.draining = Some(response);
+                retried.drain_budget = DRAIN_LIMIT;
             }
         }
     }
 
+    /// The request's method and URI, for the events: the copy's, or those kept when the last
+    /// attempt took the copy.
+    #[cfg(feature = "tracing")]
+    fn target(&self) -> (Option<&http::Method>, Option<&http::Uri>) {
+        match (&self.copy, self.retried.as_deref()) {
+            (Some(copy), _) => (Some(copy.method()), Some(copy.uri())),
+            (
+                None,
+                Some(Retried {
+                    target: Some((method, uri)),
+                    ..
+                }),
+            ) => (Some(method), Some(uri)),
+            _ => (None, None),
+        }
+    }
+
     /// The `tower_reset::retry` event: a retry went out.
-    fn retried(&self) {
+    fn retry_sent(&self) {
         #[cfg(feature = "tracing")]
-        tracing::info!(
-            target: trace::RETRY,
-            method = %self.target.0,
-            uri = %self.target.1,
-            attempt = self.attempt,
-            class = self.previous.map_or("-", FailureClass::as_str),
-            delay = ?self.notes.as_ref().and_then(|notes| notes.delay()),
-            "retrying after a connection failure"
-        );
+        {
+            let (method, uri) = self.target();
+            tracing::info!(
+                target: trace::RETRY,
+                method = %DisplayOr(method),
+                uri = %DisplayOr(uri),
+                attempt = self.attempt,
+                class = self.previous.map_or("-", FailureClass::as_str),
+                delay = ?self.retried.as_deref().and_then(|retried| retried.notes.delay()),
+                "retrying after a connection failure"
+            );
+        }
     }
 
     /// The `tower_reset::give_up` event: the request ends on a failure it could not retry.
     fn give_up(&self, reason: StopReason) {
         #[cfg(feature = "tracing")]
-        tracing::info!(
-            target: trace::GIVE_UP,
-            method = %self.target.0,
-            uri = %self.target.1,
-            attempts = self.attempt,
-            class = self.previous.map_or("-", FailureClass::as_str),
-            reason = reason.as_str(),
-            "not retrying: {reason}"
-        );
+        {
+            let (method, uri) = self.target();
+            tracing::info!(
+                target: trace::GIVE_UP,
+                method = %DisplayOr(method),
+                uri = %DisplayOr(uri),
+                attempts = self.attempt,
+                class = self.previous.map_or("-", FailureClass::as_str),
+                reason = reason.as_str(),
+                "not retrying: {reason}"
+            );
+        }
         #[cfg(not(feature = "tracing"))]
         let _ = reason;
+    }
+}
+
+/// Shows a value, or `-` for none (an event field).
+#[cfg(feature = "tracing")]
+struct DisplayOr<'a, T>(Option<&'a T>);
+
+#[cfg(feature = "tracing")]
+impl<T: std::fmt::Display> std::fmt::Display for DisplayOr<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(value) => value.fmt(f),
+            None => f.write_str("-"),
+        }
     }
 }
 
@@ -259,30 +331,27 @@ where
     R: CloneRequest<Req>,
 {
     /// Decides what follows the attempt that just ended with `result`.
-    pub(super) fn attempt_ended(
-        &mut self,
-        result: Outcome<S, Req>,
-    ) -> AttemptEnd<Req, Outcome<S, Req>> {
-        if let Err(error) = &result {
-            if let Some(abandoned) = AttemptAbandoned::find(error).filter(|_| self.attempt > 1) {
+    pub(super) fn attempt_ended(&mut self, result: Outcome<S, Req>) -> AttemptEnd<Outcome<S, Req>> {
+        if self.attempt > 1 {
+            if let Some(abandoned) = result.as_ref().err().and_then(AttemptAbandoned::find) {
                 // An inner layer refused to send this attempt: the caller gets the real
                 // outcome of the attempt before it (unless that was a response the layer
                 // abandoned the attempt too late for: it was let go).
                 let stop = abandoned.stop_reason();
                 self.attempt -= 1;
-                let result = self.held.take().unwrap_or(result);
+                let result = self.take_held().unwrap_or(result);
                 self.give_up(stop);
                 return AttemptEnd::Done(self.finish(result, stop));
             }
-        }
-        if !self.went_ahead && self.attempt > 1 {
-            // Ended at its first poll: it went ahead all the same.
-            self.retried();
-            self.let_go();
+            if !self.went_ahead {
+                // Ended at its first poll: it went ahead all the same.
+                self.retry_sent();
+                self.let_go();
+            }
         }
         self.went_ahead = false;
         // The attempt was sent: its own outcome replaces the previous one.
-        self.held = None;
+        drop(self.take_held());
 
         let (failure, hint) = match &result {
             Ok(response) => {
@@ -293,7 +362,15 @@ where
             }
             Err(error) => (self.classifier.classify_error(error), None),
         };
-        let delay = self.notes.as_ref().and_then(|notes| notes.take_delay());
+        if failure.is_none() && self.attempt == 1 && self.observer.is_none() && result.is_ok() {
+            // A first attempt that succeeds, and nobody asked for its history: nothing to
+            // record (what the general path below comes to, sooner).
+            return AttemptEnd::Done(result);
+        }
+        let delay = self
+            .retried
+            .as_deref()
+            .and_then(|retried| retried.notes.take_delay());
         // A first attempt that succeeds needs no history unless someone asked for it: nothing
         // to allocate.
         if failure.is_some() || self.attempt > 1 || self.observer.is_some() {
@@ -309,10 +386,10 @@ where
             return AttemptEnd::Done(self.finish(result, stop));
         };
         self.previous = Some(failure);
-        match self.next_request(failure, hint, result.as_ref().ok()) {
-            Ok(request) => {
-                self.held = Some(result);
-                AttemptEnd::Retry(request)
+        match self.prepare_retry(failure, hint, result.as_ref().ok()) {
+            Ok(()) => {
+                self.retried_mut().held = Some(result);
+                AttemptEnd::Retry
             }
             Err(stop) => {
                 self.give_up(stop);
@@ -321,14 +398,14 @@ where
         }
     }
 
-    /// The request for the next attempt, or why there is none. `response` is the response the
-    /// failed attempt ended with, if it ended with one.
-    fn next_request(
+    /// Prepares the request of the next attempt, or says why there is none. `response` is the
+    /// response the failed attempt ended with, if it ended with one.
+    fn prepare_retry(
         &mut self,
         failure: FailureClass,
         hint: Option<ServerHint>,
         response: Option<&S::Response>,
-    ) -> Result<Req, StopReason> {
+    ) -> Result<(), StopReason> {
         let attempt = self.attempt;
         if attempt >= self.max_attempts {
             return Err(StopReason::AttemptsExhausted);
@@ -366,31 +443,47 @@ where
 
         let next = attempt + 1;
         // Keep the copy while more attempts may follow; the last attempt takes it.
-        let mut request = if next < self.max_attempts {
-            match self.cloner.clone_request(copy) {
-                Some(request) => request,
-                None => self.copy.take().ok_or(StopReason::BodyNotReplayable)?,
-            }
+        let clone = if next < self.max_attempts {
+            self.cloner.clone_request(copy)
         } else {
-            self.copy.take().ok_or(StopReason::BodyNotReplayable)?
+            None
+        };
+        let mut request = match clone {
+            Some(request) => request,
+            None => self.copy.take().ok_or(StopReason::BodyNotReplayable)?,
         };
         let first_failure = self
             .summaries
             .iter()
             .find_map(AttemptSummary::failure)
             .unwrap_or(failure);
-        let seed = *self
-            .seed
-            .get_or_insert_with(|| RandomState::new().hash_one(next));
-        let notes = self.notes.get_or_insert_with(|| Arc::new(Notes::new()));
+        let retried = self.retried.get_or_insert_with(|| {
+            Box::new(Retried {
+                next: None,
+                held: None,
+                draining: None,
+                drain_budget: 0,
+                seed: RandomState::new().hash_one(next),
+                notes: Arc::new(Notes::new()),
+                ready_timer: None,
+                #[cfg(feature = "tracing")]
+                target: None,
+            })
+        });
+        #[cfg(feature = "tracing")]
+        if self.copy.is_none() && retried.target.is_none() {
+            // The events after this one have no copy to read these from.
+            retried.target = Some((request.method().clone(), request.uri().clone()));
+        }
         let record = AttemptRecord::retry(next, failure)
             .with_first_failure(first_failure)
             .with_hint(hint)
             .with_deadline(self.deadline)
-            .with_seed(seed)
-            .with_notes(Arc::clone(notes));
+            .with_seed(retried.seed)
+            .with_notes(Arc::clone(&retried.notes));
         request.extensions_mut().insert(record);
-        Ok(request)
+        retried.next = Some(request);
+        Ok(())
     }
 }
 
@@ -402,6 +495,11 @@ where
     pub(super) fn attempt(&self) -> u32 {
         self.attempt
     }
+
+    /// The outcome held for the attempt under way, taken.
+    fn take_held(&mut self) -> Option<Outcome<S, Req>> {
+        self.retried.as_deref_mut()?.held.take()
+    }
 }
 
 impl<S, P, C, R, Req> RetryState<S, P, C, R, Req>
@@ -411,7 +509,7 @@ where
 {
     /// Hands the outcome to the caller, recording the history where someone looks for it.
     fn finish(&mut self, mut result: Outcome<S, Req>, stop: StopReason) -> Outcome<S, Req> {
-        self.held = None;
+        drop(self.take_held());
         let multiple = self.attempt > 1;
         if multiple || self.observer.is_some() {
             let history = AttemptHistory::new(std::mem::take(&mut self.summaries), stop);

@@ -28,7 +28,9 @@
 //! whose name contains it, e.g. `HTTP/2`, `POST`, `hosts`), `--hosts 1,100,4096`, `--profile
 //! KEY` (only that client, no table: to run under a profiler, which then counts everything the
 //! client process does for the requests it prints), `--sizes` (the size of each client and of
-//! its response future, then stop).
+//! its response future, then stop), `--pin` (with one client thread on a machine of 2 cores or
+//! more, pin client and server to a core each with `taskset`: steadier on an idle machine, much
+//! worse on a busy one).
 
 #[path = "../../tests/support/instant_service.rs"]
 mod instant_service;
@@ -69,6 +71,8 @@ struct Options {
     profile: bool,
     /// Print the sizes of the clients and their futures, and stop.
     sizes: bool,
+    /// Pin the client and the server to a core each.
+    pin: bool,
 }
 
 impl Options {
@@ -82,6 +86,7 @@ impl Options {
             hosts: vec![1, 100, 4096],
             profile: false,
             sizes: false,
+            pin: false,
         };
         let number = |value: Option<String>, name: &str| {
             value
@@ -124,6 +129,7 @@ impl Options {
                 }
                 "--workloads" => options.workloads = args.next(),
                 "--sizes" => options.sizes = true,
+                "--pin" => options.pin = true,
                 "--hosts" => {
                     let list = args.next().ok_or("--hosts needs a list")?;
                     options.hosts = list
@@ -248,7 +254,21 @@ async fn measure(
     }
 }
 
+/// How long requests go out before anything is measured: the scheduler first runs a new
+/// process next to its parent, and takes a while to move client and server apart.
+const SETTLE: Duration = Duration::from_millis(500);
+
 async fn run(options: &Options, ports: (u16, u16)) -> (Vec<Measured>, Vec<Measured>) {
+    let settling = Lineup::new(Protocol::Http1);
+    let target = Arc::new(Target::new(Method::GET, 1, ports.0));
+    let started = Instant::now();
+    while started.elapsed() < SETTLE {
+        settling
+            .block(ClientKind::Bare, &target, options.block, 1)
+            .await;
+    }
+    drop(settling);
+
     let mut one_host = Vec::new();
     for protocol in [Protocol::Http1, Protocol::Http2] {
         let lineup = Lineup::new(protocol);
@@ -375,6 +395,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let load_before = machine::load_average();
     let server = ServerProcess::start()?;
+    // Left to itself, the scheduler sometimes runs client and server on one core, and a request
+    // then costs two context switches more; pinned, neither can move away from other work.
+    let cores = machine::cores();
+    let pinned = options.pin
+        && options.threads == 0
+        && cores >= 2
+        && machine::pin(std::process::id(), 0)
+        && machine::pin(server.child.id(), 1);
     let mut runtime = if options.threads == 0 {
         tokio::runtime::Builder::new_current_thread()
     } else {
@@ -408,12 +436,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         0 => "one current-thread tokio runtime".to_owned(),
         n => format!("a multi-thread tokio runtime of {n} workers"),
     };
+    let placement = if pinned {
+        "; the client pinned to CPU 0 and the server to CPU 1 (`taskset`)"
+    } else {
+        ""
+    };
     println!(
         "Machine: {} cores, {}, {} {}; load average (1, 5, 15 min) {} before the run, {} after. \
          The server: hyper (HTTP/1.1 and HTTP/2 prior knowledge, 128-byte bodies) in a process \
-         of its own on one current-thread runtime; the clients: {runtime}; over 127.0.0.1, \
-         TCP_NODELAY on both sides.\n",
-        machine::cores(),
+         of its own on one current-thread runtime; the clients: {runtime}{placement}; over \
+         127.0.0.1, TCP_NODELAY on both sides.\n",
+        cores,
         machine::cpu_model(),
         std::env::consts::OS,
         std::env::consts::ARCH,

@@ -89,7 +89,7 @@ pub(crate) fn run() -> io::Result<()> {
 
 /// The server process, seen from the benchmark: stopped when dropped.
 pub(crate) struct ServerProcess {
-    child: std::process::Child,
+    pub(crate) child: std::process::Child,
     /// The HTTP/1.1 and HTTP/2 ports.
     pub(crate) ports: (u16, u16),
 }

@@ -42,3 +42,14 @@ pub(crate) fn open_files_limit() -> Option<u64> {
         .find(|line| line.starts_with("Max open files"))?;
     line.split_whitespace().nth(3)?.parse().ok()
 }
+
+/// Pins every thread of process `pid` to CPU `cpu` with `taskset`, where there is one; returns
+/// whether it did. (No `unsafe` here, so no `sched_setaffinity` of our own.)
+pub(crate) fn pin(pid: u32, cpu: usize) -> bool {
+    std::process::Command::new("taskset")
+        .args(["-a", "-p", "-c", &cpu.to_string(), &pid.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}

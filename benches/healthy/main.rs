@@ -259,15 +259,16 @@ async fn measure(
 const SETTLE: Duration = Duration::from_millis(500);
 
 async fn run(options: &Options, ports: (u16, u16)) -> (Vec<Measured>, Vec<Measured>) {
-    let settling = Lineup::new(Protocol::Http1);
-    let target = Arc::new(Target::new(Method::GET, 1, ports.0));
-    let started = Instant::now();
-    while started.elapsed() < SETTLE {
-        settling
-            .block(ClientKind::Bare, &target, options.block, 1)
-            .await;
+    if !options.profile {
+        let settling = Lineup::new(Protocol::Http1);
+        let target = Arc::new(Target::new(Method::GET, 1, ports.0));
+        let started = Instant::now();
+        while started.elapsed() < SETTLE {
+            settling
+                .block(ClientKind::Bare, &target, options.block, 1)
+                .await;
+        }
     }
-    drop(settling);
 
     let mut one_host = Vec::new();
     for protocol in [Protocol::Http1, Protocol::Http2] {

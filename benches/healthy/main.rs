@@ -28,9 +28,8 @@
 //! whose name contains it, e.g. `HTTP/2`, `POST`, `hosts`), `--hosts 1,100,4096`, `--profile
 //! KEY` (only that client, no table: to run under a profiler, which then counts everything the
 //! client process does for the requests it prints), `--sizes` (the size of each client and of
-//! its response future, then stop), `--pin` (with one client thread on a machine of 2 cores or
-//! more, pin client and server to a core each with `taskset`: steadier on an idle machine, much
-//! worse on a busy one).
+//! its response future, then stop), `--no-pin` (by default, with one client thread, client and
+//! server share the last core, pinned with `taskset` where it is installed; see `main`).
 
 #[path = "../../tests/support/instant_service.rs"]
 mod instant_service;
@@ -86,7 +85,7 @@ impl Options {
             hosts: vec![1, 100, 4096],
             profile: false,
             sizes: false,
-            pin: false,
+            pin: true,
         };
         let number = |value: Option<String>, name: &str| {
             value
@@ -129,7 +128,7 @@ impl Options {
                 }
                 "--workloads" => options.workloads = args.next(),
                 "--sizes" => options.sizes = true,
-                "--pin" => options.pin = true,
+                "--no-pin" => options.pin = false,
                 "--hosts" => {
                     let list = args.next().ok_or("--hosts needs a list")?;
                     options.hosts = list
@@ -254,8 +253,8 @@ async fn measure(
     }
 }
 
-/// How long requests go out before anything is measured: the scheduler first runs a new
-/// process next to its parent, and takes a while to move client and server apart.
+/// How long requests go out before anything is measured, so that the allocators, the caches
+/// and (with `--no-pin`) the scheduler's placement of the two processes have settled.
 const SETTLE: Duration = Duration::from_millis(500);
 
 async fn run(options: &Options, ports: (u16, u16)) -> (Vec<Measured>, Vec<Measured>) {
@@ -395,15 +394,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Ok(());
     }
     let load_before = machine::load_average();
-    let server = ServerProcess::start()?;
-    // Left to itself, the scheduler sometimes runs client and server on one core, and a request
-    // then costs two context switches more; pinned, neither can move away from other work.
+    // Left to itself, the scheduler moves client and server between cores as other work comes
+    // and goes. On one core, a sequential request is two context switches; on two, it is two
+    // wake-ups of the other core, which on a virtual machine whose idle cores halt costs tens
+    // of microseconds more: the block times of one run mixed both (19 and 60 µs per request).
+    // Sharing one core, each request costs its CPU time and the same switches, and the figures
+    // are what the layers add to that. The server inherits the client's core.
     let cores = machine::cores();
-    let pinned = options.pin
-        && options.threads == 0
-        && cores >= 2
-        && machine::pin(std::process::id(), 0)
-        && machine::pin(server.child.id(), 1);
+    let pinned = options.pin && options.threads == 0 && machine::pin(std::process::id(), cores - 1);
+    let server = ServerProcess::start()?;
     let mut runtime = if options.threads == 0 {
         tokio::runtime::Builder::new_current_thread()
     } else {
@@ -438,9 +437,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         n => format!("a multi-thread tokio runtime of {n} workers"),
     };
     let placement = if pinned {
-        "; the client pinned to CPU 0 and the server to CPU 1 (`taskset`)"
+        format!("; client and server share CPU {} (`taskset`)", cores - 1)
     } else {
-        ""
+        String::new()
     };
     println!(
         "Machine: {} cores, {}, {} {}; load average (1, 5, 15 min) {} before the run, {} after. \

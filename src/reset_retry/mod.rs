@@ -25,8 +25,13 @@
 //! A request that can never be retried (the policy's [`may_retry`](policy::RetryPolicy::may_retry)
 //! says so, the request cannot be copied, or `max_attempts` is 1) goes straight to the inner
 //! service: no copy, no allocation, no clock read. A retryable request is copied once before it
-//! is sent (the copy is needed because sending consumes the body), deposits into the budget, and
-//! keeps a clone of the inner service for the next attempt.
+//! is sent (the copy is needed because sending consumes the body), deposits into the budget (one
+//! clock read), and keeps a clone of the inner service for the next attempt, as `tower::retry`
+//! does. What only a retried request needs (the previous outcome, the next request, the notes
+//! of the layers below) is allocated with its first retry, so that the response future of a
+//! request that succeeds at once carries nothing more: over a hyper-util `Client` it is about the
+//! size of `tower::retry`'s. `benches/healthy` measures what each layer adds to a request to a
+//! real server.
 //!
 //! # What a retry cannot fix
 //!

@@ -202,13 +202,21 @@ where
 
     /// The attempt under way was polled and is pending: it goes ahead, so the previous outcome
     /// is let go (a response is read to its end meanwhile).
+    #[inline]
     pub(super) fn went_ahead(&mut self, cx: &mut Context<'_>)
     where
         S::Response: AttemptResponse,
     {
-        if self.went_ahead {
-            return;
+        if !self.went_ahead {
+            self.goes_ahead(cx);
         }
+    }
+
+    /// The first `Pending` of the attempt under way.
+    fn goes_ahead(&mut self, cx: &mut Context<'_>)
+    where
+        S::Response: AttemptResponse,
+    {
         self.went_ahead = true;
         if self.attempt > 1 {
             self.retry_sent();
@@ -331,7 +339,31 @@ where
     R: CloneRequest<Req>,
 {
     /// Decides what follows the attempt that just ended with `result`.
+    ///
+    /// The path of nearly every request is kept apart and small, so that it is inlined into the
+    /// future's `poll`: a first attempt that succeeds, with nobody asking for its history, is
+    /// handed over as it is (what the general path comes to), without moving the response in
+    /// and out of it.
+    #[inline]
     pub(super) fn attempt_ended(&mut self, result: Outcome<S, Req>) -> AttemptEnd<Outcome<S, Req>> {
+        let classified = match (&result, self.attempt, &self.observer) {
+            (Ok(response), 1, None) => match self.classifier.classify_response(response) {
+                None => return AttemptEnd::Done(result),
+                failure => failure,
+            },
+            _ => None,
+        };
+        self.attempt_ended_in_general(result, classified)
+    }
+
+    /// [`attempt_ended`](Self::attempt_ended), for any outcome; `classified` is the failure
+    /// class of a response already classified.
+    #[inline(never)]
+    fn attempt_ended_in_general(
+        &mut self,
+        result: Outcome<S, Req>,
+        classified: Option<FailureClass>,
+    ) -> AttemptEnd<Outcome<S, Req>> {
         if self.attempt > 1 {
             if let Some(abandoned) = result.as_ref().err().and_then(AttemptAbandoned::find) {
                 // An inner layer refused to send this attempt: the caller gets the real
@@ -355,18 +387,13 @@ where
 
         let (failure, hint) = match &result {
             Ok(response) => {
-                let failure = self.classifier.classify_response(response);
+                let failure = classified.or_else(|| self.classifier.classify_response(response));
                 let hint = failure
                     .and_then(|_| ServerHint::from_headers(response.headers(), SystemTime::now()));
                 (failure, hint)
             }
             Err(error) => (self.classifier.classify_error(error), None),
         };
-        if failure.is_none() && self.attempt == 1 && self.observer.is_none() && result.is_ok() {
-            // A first attempt that succeeds, and nobody asked for its history: nothing to
-            // record (what the general path below comes to, sooner).
-            return AttemptEnd::Done(result);
-        }
         let delay = self
             .retried
             .as_deref()

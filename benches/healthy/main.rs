@@ -20,7 +20,7 @@
 //! over HTTP/1.1 to 1, 100 or 4,096 hosts in turn (names that resolve to 127.0.0.1: one pool
 //! key, one connection and one registry entry each), after one request to each host.
 //!
-//! Options (after `--`): `--rounds N` (default 100), `--block N` requests per block (default
+//! Options (after `--`): `--rounds N` (default 200), `--block N` requests per block (default
 //! 100), `--quick` (20 rounds, at most 100 hosts), `--threads N` (a multi-thread runtime of N
 //! workers for the clients; default: one current-thread runtime), `--clients a,b` (keys:
 //! bare, tower-retry, reset-retry, backoff, reset-retry-backoff, fresh-connection, stack,
@@ -77,7 +77,7 @@ struct Options {
 impl Options {
     fn parse(mut args: impl Iterator<Item = String>) -> Result<Self, String> {
         let mut options = Self {
-            rounds: 100,
+            rounds: 200,
             block: 100,
             threads: 0,
             clients: ClientKind::ALL.to_vec(),

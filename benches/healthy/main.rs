@@ -1,8 +1,8 @@
 //! What each client costs per request on a healthy server: a real hyper server in another
 //! process, over loopback, HTTP/1.1 and HTTP/2.
 //!
-//! Run with `cargo bench --bench healthy --features hyper-util` (about 3 minutes; `-- --quick`
-//! for a rough run in about 20 s). It prints Markdown tables, the machine and its load; progress
+//! Run with `cargo bench --bench healthy --features hyper-util` (about a minute; `-- --quick`
+//! for a rough run in a few seconds). It prints Markdown tables, the machine and its load; progress
 //! goes to stderr.
 //!
 //! The benchmark starts its own executable again as the server (`--serve`, see `server.rs`), so

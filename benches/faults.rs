@@ -25,8 +25,12 @@
 //! this crate's stack (`ResetRetryLayer::new()`, `BackoffLayer::new()`,
 //! `FreshConnectionLayer::new()`) over hyper-util, all defaults.
 
+#[path = "../tests/support/instant_service.rs"]
+mod instant_service;
+#[path = "support/machine.rs"]
+mod machine;
+
 use std::error::Error;
-use std::future::{ready, Ready};
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -41,11 +45,13 @@ use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
 use reqwest_retry::policies::ExponentialBackoff;
 use reqwest_retry::RetryTransientMiddleware;
 use tokio::time::Instant;
-use tower::retry::{Policy, RetryLayer};
+use tower::retry::RetryLayer;
 use tower::util::BoxCloneSyncService;
 use tower::{BoxError, ServiceBuilder, ServiceExt};
 use tower_reset::lab::{Counts, Fault, Lab, LabBuilder, Match, Reply};
 use tower_reset::{BackoffLayer, FreshConnectionLayer, ResetRetryLayer};
+
+use crate::instant_service::RetryAnyError;
 
 /// Logical requests per row.
 const REQUESTS: usize = 1000;
@@ -227,27 +233,6 @@ fn stack() -> HyperService {
         .layer(FreshConnectionLayer::new())
         .service(hyper_client());
     BoxCloneSyncService::new(service)
-}
-
-/// Retries any error, `retries` times, at once.
-#[derive(Debug, Clone)]
-struct RetryAnyError {
-    retries: u32,
-}
-
-impl<B: Clone, Res, E> Policy<Request<B>, Res, E> for RetryAnyError {
-    type Future = Ready<()>;
-
-    fn retry(&mut self, _: &mut Request<B>, result: &mut Result<Res, E>) -> Option<Ready<()>> {
-        (result.is_err() && self.retries > 0).then(|| {
-            self.retries -= 1;
-            ready(())
-        })
-    }
-
-    fn clone_request(&mut self, request: &Request<B>) -> Option<Request<B>> {
-        Some(request.clone())
-    }
 }
 
 /// A client under test, ready to send.
@@ -483,24 +468,12 @@ async fn run(scenario: Scenario, client: ClientKind) -> Result<Row, Box<dyn Erro
     ))
 }
 
-/// The CPU model, from `/proc/cpuinfo` where there is one.
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find_map(|line| line.strip_prefix("model name"))
-                .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".to_owned())
-}
-
 fn print_settings() {
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let cores = machine::cores();
     println!(
         "Machine: {cores} cores, {}, {} {}; one tokio multi-thread runtime runs the clients and \
          the lab, over 127.0.0.1.\n",
-        cpu_model(),
+        machine::cpu_model(),
         std::env::consts::OS,
         std::env::consts::ARCH,
     );

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Instructions per request added by each layer, counted by callgrind (repeatable, unlike time).
-# Usage: benches/instructions.sh      (needs valgrind; prints a Markdown table)
+# Usage: benches/instructions.sh [--connection]   (needs valgrind; prints Markdown tables)
+#   --connection  adds the count over a real connection: the client process of the `healthy`
+#                 bench against its hyper server, per client and workload (about 5 minutes more)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "valgrind is needed (apt-get install valgrind)"; exit 1; }
@@ -70,4 +72,33 @@ echo
 echo "| request (tcache_count=1000) | bare | DiagnoseLayer | FreshConnection (pooled, no connection info) | pooled + diagnose |"
 echo "|---|---|---|---|---|"
 echo "| retryable GET, 8 headers | $tuned_bare | $get_diagnose (+$((get_diagnose - tuned_bare))) | $get_pooled (+$((get_pooled - tuned_bare))) | $get_pooled_diagnose (+$((get_pooled_diagnose - tuned_bare))) |"
+
+if [ "${1:-}" = "--connection" ]; then
+    # The client process of benches/healthy (the server runs in a process of its own, not
+    # counted), two runs per figure: the difference between 25 and 5 rounds of 100 requests,
+    # over the 2,000 requests between them, leaves out start-up and warm-up.
+    healthy=$(cargo bench --bench healthy --no-run --message-format=json --features hyper-util 2>/dev/null \
+        | sed -n 's/.*"executable":"\([^"]*healthy[^"]*\)".*/\1/p' | tail -1)
+    client_count() {
+        valgrind --tool=callgrind --callgrind-out-file=/dev/null "$healthy" --profile "$1" \
+            --workloads "$2" --rounds "$3" --hosts 1 2>&1 | sed -n 's/.*Collected : //p'
+    }
+    per_connection_request() {
+        echo $(( ($(client_count "$1" "$2" 25) - $(client_count "$1" "$2" 5)) / 2000 ))
+    }
+    clients="bare tower-retry reset-retry backoff reset-retry-backoff fresh-connection stack resume-stack"
+    echo
+    echo "| over a real connection (client process) | bare hyper-util | tower::retry | ResetRetry | Backoff | ResetRetry + Backoff | FreshConnection | the three | Resume + the three |"
+    echo "|---|---|---|---|---|---|---|---|---|"
+    for workload in "HTTP/1.1 GET, sequential" "HTTP/1.1 POST, sequential" "HTTP/1.1 GET, 8 in flight" \
+        "HTTP/2 GET, sequential" "HTTP/2 GET, 8 in flight"; do
+        bare=""
+        row="| $workload |"
+        for client in $clients; do
+            n=$(per_connection_request "$client" "$workload")
+            if [ -z "$bare" ]; then bare=$n; row="$row $n |"; else row="$row $n (+$((n - bare))) |"; fi
+        done
+        echo "$row"
+    done
+fi
 rm -rf "$out"

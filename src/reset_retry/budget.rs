@@ -208,8 +208,15 @@ impl RetryBudget {
     /// The current epoch, in full: the slot number since the budget was made. It saturates
     /// after 2^64 slots (5.8e10 years with a 1 s window), where the window stops sliding.
     fn epoch(&self) -> u64 {
-        let elapsed = Instant::now().saturating_duration_since(self.start);
-        u64::try_from(elapsed.as_nanos() / u128::from(self.slot_nanos)).unwrap_or(u64::MAX)
+        let nanos = Instant::now()
+            .saturating_duration_since(self.start)
+            .as_nanos();
+        match u64::try_from(nanos) {
+            // The first 584 years: a 64-bit division, on every deposit, rather than a call into
+            // 128-bit arithmetic.
+            Ok(nanos) => nanos / self.slot_nanos,
+            Err(_) => u64::try_from(nanos / u128::from(self.slot_nanos)).unwrap_or(u64::MAX),
+        }
     }
 
     /// Moves the budget on to epoch `now` if no caller has yet, emptying first the slots that

@@ -21,18 +21,19 @@ pin_project! {
         S: Service<Req>,
     {
         #[pin]
-        state: State<S::Future, Req>,
+        state: State<S::Future>,
         mode: Mode<S, P, C, R, Req>,
     }
 }
 
 pin_project! {
     #[project = StateProj]
-    enum State<F, Req> {
+    enum State<F> {
         // An attempt is under way.
         Called { #[pin] future: F },
-        // The next attempt is waiting for the service to be ready.
-        Waiting { request: Option<Req> },
+        // The next attempt (its request kept by the retry state) is waiting for the service to
+        // be ready.
+        Waiting,
     }
 }
 
@@ -85,6 +86,7 @@ where
         }
     }
 
+    #[inline]
     pub(super) fn retrying(future: S::Future, retry: RetryState<S, P, C, R, Req>) -> Self {
         Self {
             state: State::Called { future },
@@ -153,21 +155,18 @@ where
                         Poll::Ready(result) => result,
                     };
                     match retry.attempt_ended(result) {
-                        AttemptEnd::Retry(request) => this.state.set(State::Waiting {
-                            request: Some(request),
-                        }),
+                        AttemptEnd::Retry => this.state.set(State::Waiting),
                         AttemptEnd::Done(result) => return Poll::Ready(result),
                     }
                 }
-                StateProj::Waiting { request } => {
+                StateProj::Waiting => {
                     // The retry goes to the same service instance that is polled ready here.
                     match retry.poll_ready(cx) {
                         Poll::Pending => return Poll::Pending,
                         Poll::Ready(Err(result)) => return Poll::Ready(result),
                         Poll::Ready(Ok(())) => {}
                     }
-                    let request = request.take().expect("a waiting retry holds its request");
-                    let future = retry.call(request);
+                    let future = retry.call();
                     this.state.set(State::Called { future });
                 }
             }
@@ -182,7 +181,7 @@ where
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.state {
             State::Called { .. } => "called",
-            State::Waiting { .. } => "waiting for readiness",
+            State::Waiting => "waiting for readiness",
         };
         let (attempt, retryable) = match &self.mode {
             Mode::Retrying(retry) => (retry.attempt(), true),

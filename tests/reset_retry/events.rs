@@ -153,3 +153,37 @@ fn a_host_that_refuses_connections_is_logged_when_it_goes_down_and_comes_back() 
     assert!(capture.with_target("tower_reset::give_up").is_empty());
     assert_eq!(capture.with_target("tower_reset::retry").len(), 2);
 }
+
+#[test]
+fn the_last_attempt_is_logged_with_the_method_and_uri_it_took_from_the_copy() {
+    // The last attempt sends the kept copy itself: the events that follow it read the method
+    // and URI kept aside when it took the copy.
+    let capture = Capture::default();
+    capture.run(|| {
+        paused_runtime().block_on(async {
+            let layer = ResetRetryLayer::builder()
+                .no_budget()
+                .max_attempts(2)
+                .build()
+                .unwrap();
+            let run = run(
+                &layer,
+                http_get(),
+                vec![Fail(RESET, "one"), Fail(RESET, "two")],
+            )
+            .await;
+            assert!(run.result.is_err());
+        })
+    });
+    let retries = capture.with_target("tower_reset::retry");
+    assert_eq!(retries.len(), 1, "{retries:?}");
+    assert_eq!(retries[0].field("attempt"), Some("2"));
+    assert_eq!(retries[0].field("method"), Some("GET"));
+    assert_eq!(retries[0].field("uri"), Some("http://example.com/items"));
+    let give_ups = capture.with_target("tower_reset::give_up");
+    assert_eq!(give_ups.len(), 1, "{give_ups:?}");
+    assert_eq!(give_ups[0].field("reason"), Some("attempts_exhausted"));
+    assert_eq!(give_ups[0].field("attempts"), Some("2"));
+    assert_eq!(give_ups[0].field("method"), Some("GET"));
+    assert_eq!(give_ups[0].field("uri"), Some("http://example.com/items"));
+}

@@ -1,6 +1,6 @@
 //! A service that answers at once and allocates nothing, and a way to send one request through
 //! a stack over it without a runtime: what the allocation tests and the benchmarks measure the
-//! layers against. Also the requests and the `tower::retry` policy the benchmarks compare with,
+//! layers against. Also the requests and the `tower::retry` policies the benchmarks compare with,
 //! and a service whose responses have a body of many frames, for the layers that wrap bodies.
 
 // Shared by the allocation tests and both benchmarks, each of which uses only a part.
@@ -80,6 +80,32 @@ impl tower::retry::Policy<Request, Response, BoxError> for CloneGets {
 
     fn clone_request(&mut self, request: &Request) -> Option<Request> {
         (request.method() == http::Method::GET).then(|| request.clone())
+    }
+}
+
+/// `tower::retry` as a user would write it for "retry any error `retries` times": every
+/// request is cloned before it is sent, and any error is retried at once.
+#[derive(Debug, Clone)]
+pub(crate) struct RetryAnyError {
+    pub(crate) retries: u32,
+}
+
+impl<B: Clone, Res, E> tower::retry::Policy<http::Request<B>, Res, E> for RetryAnyError {
+    type Future = std::future::Ready<()>;
+
+    fn retry(
+        &mut self,
+        _: &mut http::Request<B>,
+        result: &mut Result<Res, E>,
+    ) -> Option<Self::Future> {
+        (result.is_err() && self.retries > 0).then(|| {
+            self.retries -= 1;
+            std::future::ready(())
+        })
+    }
+
+    fn clone_request(&mut self, request: &http::Request<B>) -> Option<http::Request<B>> {
+        Some(request.clone())
     }
 }
 

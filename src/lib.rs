@@ -129,6 +129,7 @@ mod config_error;
 pub mod diagnose;
 pub mod fresh_connection;
 pub mod hint;
+mod host_hash;
 #[cfg(feature = "lab")]
 pub mod lab;
 #[cfg(any(feature = "hyper-util", feature = "tonic"))]

@@ -1,15 +1,10 @@
 //! The clients compared, each over a hyper-util legacy `Client` of its own (its own pool), and
 //! the blocks of requests they send.
 
-use std::convert::Infallible;
 use std::fmt::Debug;
-use std::future::{ready, Ready};
 use std::hint::black_box;
-use std::iter::{once, Once};
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -17,7 +12,6 @@ use http::header::{ACCEPT, CONTENT_TYPE, USER_AGENT};
 use http::{Method, Request, Response, Uri};
 use http_body::Body;
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::connect::dns::Name;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -31,26 +25,7 @@ use tower_reset::{
 };
 
 use crate::instant_service::RetryAnyError;
-
-/// Resolves every name to 127.0.0.1, so that many hosts (each its own pool key in hyper-util,
-/// its own entry in the layers' per-host state) reach the one server.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Loopback;
-
-impl Service<Name> for Loopback {
-    type Response = Once<SocketAddr>;
-    type Error = Infallible;
-    type Future = Ready<Result<Once<SocketAddr>, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, _: Name) -> Self::Future {
-        // The port is the URI's: hyper-util sets it on the address.
-        ready(Ok(once(SocketAddr::from(([127, 0, 0, 1], 0)))))
-    }
-}
+use crate::loopback_resolver::Loopback;
 
 type Hyper = Client<HttpConnector<Loopback>, Full<Bytes>>;
 

@@ -33,6 +33,8 @@
 
 #[path = "../../tests/support/instant_service.rs"]
 mod instant_service;
+#[path = "../../tests/support/loopback_resolver.rs"]
+mod loopback_resolver;
 #[path = "../support/machine.rs"]
 mod machine;
 

@@ -43,6 +43,7 @@
 
 mod detour;
 mod host;
+mod host_map;
 // Learning a limit and testing it are the pooled strategy's (feature `hyper-util`).
 #[cfg_attr(not(feature = "hyper-util"), allow(dead_code))]
 mod idle_evidence;

@@ -14,8 +14,11 @@ mod churn;
 #[cfg(feature = "lab")]
 #[path = "../support/forgetful_lab.rs"]
 mod forgetful_lab;
+mod hosts;
 #[cfg(feature = "lab")]
 mod learning;
+#[path = "../support/loopback_resolver.rs"]
+mod loopback_resolver;
 #[cfg(feature = "lab")]
 #[path = "../support/paused_io.rs"]
 mod paused_io;

@@ -37,6 +37,10 @@ pub(crate) struct Config {
     pub(crate) idle_timeout: Option<Duration>,
     /// The status of every response.
     pub(crate) status: u16,
+    /// Where set, only requests whose `Host` header starts with this keep their connection
+    /// open; the others are answered with `connection: close` and their connection closed (so
+    /// that a client can talk to thousands of hosts without holding thousands of sockets).
+    pub(crate) keep_alive_for: Option<&'static str>,
 }
 
 impl Default for Config {
@@ -45,6 +49,7 @@ impl Default for Config {
             delay: Duration::ZERO,
             idle_timeout: None,
             status: 200,
+            keep_alive_for: None,
         }
     }
 }
@@ -85,6 +90,10 @@ impl Server {
             state,
             accept,
         }
+    }
+
+    pub(crate) fn port(&self) -> u16 {
+        self.addr.port()
     }
 
     pub(crate) fn url(&self, path: &str) -> String {
@@ -132,6 +141,9 @@ async fn serve(mut stream: TcpStream, state: Arc<State>, index: usize, epoch: u6
                 Ok(n) => buffer.extend_from_slice(&chunk[..n]),
             }
         };
+        let keep_alive = config
+            .keep_alive_for
+            .is_none_or(|prefix| host_starts_with(&buffer[..head_end], prefix));
         buffer.drain(..head_end);
         let now = Instant::now();
         {
@@ -156,13 +168,33 @@ async fn serve(mut stream: TcpStream, state: Arc<State>, index: usize, epoch: u6
             tokio::time::sleep(config.delay).await;
         }
         let response = format!(
-            "HTTP/1.1 {} X\r\ncontent-length: 2\r\n\r\nok",
-            config.status
+            "HTTP/1.1 {} X\r\ncontent-length: 2\r\n{}\r\nok",
+            config.status,
+            if keep_alive {
+                ""
+            } else {
+                "connection: close\r\n"
+            }
         );
         if stream.write_all(response.as_bytes()).await.is_err() {
             return;
         }
         state.responses.fetch_add(1, Ordering::SeqCst);
+        if !keep_alive {
+            return;
+        }
         idle_since = Instant::now();
     }
+}
+
+/// Whether the `Host` header of request head `head` starts with `prefix`, in any case.
+fn host_starts_with(head: &[u8], prefix: &str) -> bool {
+    String::from_utf8_lossy(head).lines().any(|line| {
+        line.split_once(':').is_some_and(|(name, value)| {
+            let value = value.trim_start().as_bytes();
+            name.eq_ignore_ascii_case("host")
+                && value.len() >= prefix.len()
+                && value[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+        })
+    })
 }

@@ -16,7 +16,8 @@ use tokio::time::Instant;
 use tower::Layer;
 use tower_service::Service;
 
-use self::registry::{ConnectionId, Host, Registry};
+use self::registry::{ConnectionId, Registry};
+use super::host_map::HostId;
 use super::layer::{FreshConnectionLayer, Pooled};
 use super::policy::{ConnectionPolicy, StandardConnections};
 use crate::classify::{ClassifyError, StandardClassifier};
@@ -88,14 +89,21 @@ use crate::trace::{self, event};
 /// # What it forgets
 ///
 /// A connection idle for 5 minutes (or for the policy's [`max_idle`](ConnectionPolicy::max_idle),
-/// when that is longer) is forgotten, so that the connections the pool has long dropped are not
-/// tracked for ever; at most 4096 connections and 1024 hosts are tracked. Forgetting a connection
-/// does not retire it unless a limit of the policy says so, or the evidence says its host's
-/// connections are likely stale after as long (see above; once forgotten, it could no longer be
-/// kept from a request not safe to repeat): with no limit and no such evidence, a connection idle
-/// for an hour is reused as the pool would reuse it without this layer (and as long as hyper-util's
-/// own `pool_idle_timeout` allows). A forgotten connection that is used again is tracked afresh:
-/// its [`max_age`](ConnectionPolicy::max_age) and [`max_requests`](ConnectionPolicy::max_requests)
+/// when that is longer) is forgotten when the next request to its host starts (before that
+/// request checks a connection out), so that the connections the pool has long dropped are not
+/// tracked for ever. At most 4096 hosts and 4096 connections are tracked: past that, the host
+/// used least recently is forgotten with its connections (or, when that host is the one a request
+/// just used, its connection idle longest), so a host in steady use keeps its record however many
+/// others come and go. A request finds its host's record by a hash of its scheme and authority
+/// (names that differ only in ASCII case are one host, as in hyper-util's pool) and looks at that
+/// host's connections only: its cost does not grow with the number of hosts. Forgetting a
+/// connection does not retire it unless a limit of the policy says so, or the evidence says its
+/// host's connections are likely stale after as long (see above; once forgotten, it could no
+/// longer be kept from a request not safe to repeat): with no limit and no such evidence, a
+/// connection idle for an hour is reused as the pool would reuse it without this layer (and as
+/// long as hyper-util's own `pool_idle_timeout` allows). A forgotten connection that is used again
+/// is tracked afresh: its [`max_age`](ConnectionPolicy::max_age) and
+/// [`max_requests`](ConnectionPolicy::max_requests)
 /// count from that request.
 pub struct FreshConnection<S, F = StandardConnections> {
     inner: S,
@@ -176,13 +184,15 @@ where
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         let started = Instant::now();
-        let host = Host::of(request.uri());
         let policy = &self.shared.policy;
         let repeatable = policy.is_safe_to_repeat(&request);
-        let retired = self
-            .shared
-            .registry()
-            .retire_before_checkout(&host, started, policy, repeatable);
+        let checkout = self.shared.registry().retire_before_checkout(
+            request.uri(),
+            started,
+            policy,
+            repeatable,
+        );
+        let retired = checkout.retired;
         if retired.for_unrepeatable > 0 {
             event!(
                 debug,
@@ -207,7 +217,7 @@ where
             tracking: Some(Tracking {
                 shared: self.shared.clone(),
                 capture,
-                host,
+                host: checkout.host,
                 started,
                 watch,
                 ended: false,
@@ -219,7 +229,8 @@ where
 struct Tracking<F> {
     shared: Arc<Shared<F>>,
     capture: CaptureConnection,
-    host: Host,
+    /// Where the registry keeps the record of the request's host (`None`: it keeps none).
+    host: Option<HostId>,
     started: Instant,
     watch: Option<Watch>,
     /// Whether the registry was told that the request ended.
@@ -230,8 +241,8 @@ impl<F> Drop for Tracking<F> {
     /// A request whose end the registry did not record (an error that condemns nothing, a
     /// connector without addresses, a response future dropped before it ended) still ends.
     fn drop(&mut self) {
-        if !self.ended {
-            self.shared.registry().ended(&self.host);
+        if let (false, Some(host)) = (self.ended, self.host) {
+            self.shared.registry().ended(host);
         }
     }
 }
@@ -283,16 +294,21 @@ impl<F: ConnectionPolicy> Tracking<F> {
                     local: info.local_addr(),
                     remote: info.remote_addr(),
                 };
-                self.ended = true;
-                let mut registry = self.shared.registry();
-                let facts = self
-                    .watch
-                    .as_ref()
-                    .and_then(|_| registry.facts(id, self.started));
-                registry.completed(id, &self.host, &self.capture, self.started, now, policy);
-                let learned = (self.watch.is_some() && policy.learn_idle_timeout())
-                    .then(|| registry.learned_idle(&self.host, policy));
-                drop(registry);
+                let wants_learned = self.watch.is_some() && policy.learn_idle_timeout();
+                let (facts, learned) = match self.host {
+                    Some(host) => {
+                        self.ended = true;
+                        let mut registry = self.shared.registry();
+                        let facts = self
+                            .watch
+                            .as_ref()
+                            .and_then(|_| registry.facts(host, id, self.started));
+                        registry.completed(host, id, &self.capture, self.started, now, policy);
+                        let learned = wants_learned.then(|| registry.learned_idle(host, policy));
+                        (facts, learned)
+                    }
+                    None => (None, wants_learned.then_some(None)),
+                };
                 if let Some(watch) = self.watch.take() {
                     if let Some(learned) = learned {
                         watch.learned(learned);
@@ -319,11 +335,12 @@ impl<F: ConnectionPolicy> Tracking<F> {
                 };
                 // Without a connection (the request never got one) there is none to condemn.
                 if let (Some(failure), Some(id)) = (failure, id) {
-                    self.ended = true;
-                    let retired =
+                    let retired = self.host.map_or(0, |host| {
+                        self.ended = true;
                         self.shared
                             .registry()
-                            .condemned(id, &self.host, self.started, policy);
+                            .condemned(id, host, self.started, policy)
+                    });
                     event!(
                         info,
                         target: trace::CONNECTION,
@@ -334,7 +351,10 @@ impl<F: ConnectionPolicy> Tracking<F> {
                 }
                 if let Some((class, watch, connection)) = diagnosis {
                     if policy.learn_idle_timeout() {
-                        watch.learned(self.shared.registry().learned_idle(&self.host, policy));
+                        let learned = self
+                            .host
+                            .and_then(|host| self.shared.registry().learned_idle(host, policy));
+                        watch.learned(learned);
                     }
                     watch.failed(class, connection);
                 }
@@ -351,7 +371,11 @@ impl<F> Tracking<F> {
             return ConnectionUse::NoConnection;
         };
         let port = id.map(|id| id.local.port());
-        match id.and_then(|id| self.shared.registry().facts(id, self.started)) {
+        let facts = match (id, self.host) {
+            (Some(id), Some(host)) => self.shared.registry().facts(host, id, self.started),
+            _ => None,
+        };
+        match facts {
             Some(facts) => ConnectionUse::Reused { port, facts },
             None => ConnectionUse::New { port },
         }

@@ -12,15 +12,29 @@
 //! still be streaming then, so idle times are over-estimated, which errs on the side of retiring
 //! a connection too early rather than reusing a dead one.
 //!
+//! # Where it is kept
+//!
+//! Everything is kept per host ([`HostMap`]): a request finds its host's record by a hash of its
+//! scheme and authority, and then touches only that host's connections, kept in the order they
+//! went idle (the one idle longest first), so that the connections past an idle limit are the
+//! first few, and the connection a request used (hyper-util's pool hands out the one returned
+//! last) is among the last. So a request costs the same whatever the number of hosts and of
+//! connections the registry tracks.
+//!
 //! # Forgetting
 //!
 //! A connection idle for 5 minutes ([`FORGET_AFTER`]), or for the policy's `max_idle` when that is
 //! longer, is forgotten: its entry goes, so that the entries of connections the pool has long
 //! dropped do not pile up. Forgetting does not retire the connection (unless a limit of the policy
-//! says so, or its host's connections are likely stale after as long: see [`Peer::stale_after`]):
-//! with no limit set, a connection idle for an hour is reused as the pool would reuse it without
-//! this layer. If a forgotten connection is used again it is tracked afresh, its age and request
-//! count starting from that request.
+//! says so, or its host's connections are likely stale after as long: see
+//! [`HostRecord::stale_after`]): with no limit set, a connection idle for an hour is reused as the
+//! pool would reuse it without this layer. If a forgotten connection is used again it is tracked
+//! afresh, its age and request count starting from that request. A host's connections are
+//! looked at when a request to that host starts, before it checks a connection out, so that a
+//! connection is forgotten (or retired) before the pool could hand it out again; those of a host
+//! that gets no more requests stay until the caps make room: at most [`MAX_HOSTS`] hosts and
+//! [`MAX_ENTRIES`] connections, the host used least recently forgotten first, with its
+//! connections (forgotten, not retired).
 //!
 //! # Evidence that the peer dropped idle connections
 //!
@@ -51,14 +65,16 @@
 //! request not safe to repeat retires, before it checks a connection out, the host's
 //! connections idle that long; a request safe to repeat does not, and may test the evidence.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use http::Uri;
 use hyper_util::client::legacy::connect::CaptureConnection;
 use tokio::time::Instant;
 
 use crate::diagnose::ConnectionFacts;
-pub(super) use crate::fresh_connection::host::Host;
+use crate::fresh_connection::host_map::{HostId, HostMap};
 use crate::fresh_connection::idle_evidence::{IdleEvidence, MIN_LEARNED_IDLE};
 use crate::fresh_connection::policy::ConnectionPolicy;
 
@@ -72,13 +88,12 @@ pub(super) struct ConnectionId {
 #[derive(Debug)]
 struct Entry {
     id: ConnectionId,
-    host: Host,
     /// The capture of the request that first used the connection: it keeps the connection's
     /// poison pill reachable (hyper-util's `Connected` cannot be cloned).
     capture: CaptureConnection,
     first_used: Instant,
     idle_since: Instant,
-    /// The host's count of requests started and completed ([`Peer::activity`]) when the
+    /// The host's count of requests started and completed ([`HostRecord::activity`]) when the
     /// connection went idle.
     activity_when_idle: u64,
     /// The host's other requests in flight when the connection went idle.
@@ -86,10 +101,9 @@ struct Entry {
     requests: u32,
 }
 
-/// What is known of one host's peer.
-#[derive(Debug)]
-struct Peer {
-    host: Host,
+/// What is known of one host: its peer, and its connections.
+#[derive(Debug, Default)]
+struct HostRecord {
     idle: IdleEvidence,
     /// Requests started to the host, plus requests that got their response.
     activity: u64,
@@ -100,9 +114,11 @@ struct Peer {
     /// When the last request started that failed on a reused connection idle long enough to be
     /// evidence of an idle timeout ([`IdleEvidence::reset_after`]).
     last_idle_reset: Option<Instant>,
+    /// The host's connections, in the order they went idle: the one idle longest first.
+    connections: VecDeque<Entry>,
 }
 
-impl Peer {
+impl HostRecord {
     /// The idle limit learned for the host, where the policy learns and it is below the
     /// policy's own `max_idle`.
     fn learned_limit<P: ConnectionPolicy>(&self, policy: &P) -> Option<Duration> {
@@ -122,15 +138,34 @@ impl Peer {
         }
         self.idle.stale_after()
     }
+
+    /// Where connection `id` is among the host's connections: looked for from the connection
+    /// that went idle last, where the connection a request used usually is.
+    fn position(&self, id: ConnectionId) -> Option<usize> {
+        self.connections.iter().rposition(|entry| entry.id == id)
+    }
+
+    /// Puts `entry` back among the connections, in the order they went idle.
+    fn insert(&mut self, entry: Entry) {
+        let at = self
+            .connections
+            .iter()
+            .rposition(|other| other.idle_since <= entry.idle_since)
+            .map_or(0, |before| before + 1);
+        self.connections.insert(at, entry);
+    }
 }
 
 /// Connections idle this long (or for the policy's `max_idle`, when longer) are forgotten, not
 /// retired; hyper-util's default pool idle timeout is 90 s.
 const FORGET_AFTER: Duration = Duration::from_secs(300);
-/// At most this many connections are tracked; the oldest are forgotten first.
+/// At most this many connections are tracked; past it, the host used least recently is
+/// forgotten with its connections (or, when that is the request's own host, its connection idle
+/// longest).
 const MAX_ENTRIES: usize = 4096;
-/// At most this many hosts are remembered; the first remembered are forgotten first.
-const MAX_PEERS: usize = 1024;
+/// At most this many hosts are remembered (a few hundred bytes each, without their
+/// connections); the host used least recently is forgotten first, with its connections.
+const MAX_HOSTS: usize = 4096;
 /// How long a reset after an idle time keeps requests not safe to repeat off the host's
 /// connections idle about as long, when nothing renews or contradicts it: long enough to span
 /// the gaps of a client that sends a request every few minutes, short enough that an isolated
@@ -138,10 +173,20 @@ const MAX_PEERS: usize = 1024;
 const STALE_EVIDENCE_LASTS: Duration = Duration::from_secs(600);
 
 /// The connections of one pool; shared by every clone of a layer's service.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Registry {
-    entries: Vec<Entry>,
-    peers: Vec<Peer>,
+    hosts: HostMap<HostRecord>,
+    /// The connections tracked, over every host.
+    entries: usize,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self {
+            hosts: HostMap::new(MAX_HOSTS),
+            entries: 0,
+        }
+    }
 }
 
 /// What [`Registry::retire_before_checkout`] did for a request that is not safe to repeat.
@@ -154,6 +199,15 @@ pub(super) struct Retired {
     pub(super) for_unrepeatable: usize,
 }
 
+/// What a request found in the registry before it checked a connection out.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Checkout {
+    /// Where its host's record is; `None` when the registry keeps none for it (a host whose
+    /// hash collides with another's).
+    pub(super) host: Option<HostId>,
+    pub(super) retired: Retired,
+}
+
 /// Poisons the connection a capture saw: the pool will not hand it out again.
 fn poison(capture: &CaptureConnection) {
     if let Some(connected) = capture.connection_metadata().as_ref() {
@@ -161,145 +215,173 @@ fn poison(capture: &CaptureConnection) {
     }
 }
 
+/// What to do with a connection a request finds among its host's before checkout.
+enum Verdict {
+    Keep,
+    /// Poison it, and forget it.
+    Retire,
+    /// Forget it without retiring it.
+    Forget,
+}
+
 impl Registry {
-    /// Retires the idle connections to `host` that the policy says must not be reused, and
-    /// forgets the connections of any host that have been idle for [`FORGET_AFTER`]: called
-    /// before each request, so that the pool cannot hand them out. `repeatable` says whether the
-    /// request is safe to repeat ([`ConnectionPolicy::is_safe_to_repeat`]): one that is not is
-    /// kept off connections likely to be stale, and is never the one that tests a learned limit.
-    /// Returns what was retired for such a request alone.
+    /// Retires the idle connections to `uri`'s host that the policy says must not be reused,
+    /// and forgets those that have been idle for [`FORGET_AFTER`]: called before each request,
+    /// so that the pool cannot hand them out. `repeatable` says whether the request is safe to
+    /// repeat ([`ConnectionPolicy::is_safe_to_repeat`]): one that is not is kept off
+    /// connections likely to be stale, and is never the one that tests a learned limit.
+    /// Returns where the host's record is, and what was retired for such a request alone.
     pub(super) fn retire_before_checkout<P: ConnectionPolicy>(
         &mut self,
-        host: &Host,
+        uri: &Uri,
         now: Instant,
         policy: &P,
         repeatable: bool,
-    ) -> Retired {
+    ) -> Checkout {
+        let Some(found) = self.hosts.touch(uri) else {
+            return Checkout {
+                host: None,
+                retired: Retired::default(),
+            };
+        };
+        if let Some(forgotten) = found.forgotten {
+            self.entries -= forgotten.connections.len();
+        }
+        let host = found.record;
+        host.activity += 1;
+        host.in_flight += 1;
         let (max_idle, max_age, max_requests) =
             (policy.max_idle(), policy.max_age(), policy.max_requests());
         let forget_after = max_idle.map_or(FORGET_AFTER, |max| max.max(FORGET_AFTER));
-        let peer = peer_of(&mut self.peers, host);
-        peer.activity += 1;
-        peer.in_flight += 1;
-        let learned = peer.learned_limit(policy);
+        let learned = host.learned_limit(policy);
         // Only a request safe to repeat may test the learned limit: if the connection is stale
         // after all, the request is retried.
-        let probe_due = repeatable && learned.is_some() && peer.idle.probe_due();
+        let probe_due = repeatable && learned.is_some() && host.idle.probe_due();
         let mut probe = probe_due;
+        let likely_stale = host.stale_after(now);
         // Where the host's connections are likely stale, for a request that cannot be retried.
-        let protected = (!repeatable && policy.protect_unrepeatable())
-            .then(|| peer.stale_after(now))
-            .flatten();
+        let protected = likely_stale.filter(|_| !repeatable && policy.protect_unrepeatable());
         let mut retired = Retired {
             stale_after: protected,
             ..Retired::default()
         };
         let mut retired_by_learned = 0;
-        let peers = &self.peers;
-        self.entries.retain(|entry| {
+        // The connections are in the order they went idle: past the shortest idle limit, none
+        // is. An age or a request count can be past its limit anywhere.
+        let shortest = [max_idle, learned, protected, Some(forget_after)]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(forget_after);
+        let everywhere = max_age.is_some() || max_requests.is_some();
+        let mut at = 0;
+        while let Some(entry) = host.connections.get(at) {
             let idle = now.saturating_duration_since(entry.idle_since);
+            if idle < shortest && !everywhere {
+                break;
+            }
             let aged =
                 max_age.is_some_and(|max| now.saturating_duration_since(entry.first_used) >= max);
-            if entry.host == *host {
-                let used_up = max_idle.is_some_and(|max| idle >= max)
-                    || aged
-                    || max_requests.is_some_and(|max| entry.requests >= max);
-                if used_up {
-                    poison(&entry.capture);
-                    return false;
-                }
-                if learned.is_some_and(|learned| idle >= learned) {
-                    if std::mem::take(&mut probe) {
-                        // Left to be reused past the learned limit, to test it.
-                        return true;
-                    }
+            let used_up = max_idle.is_some_and(|max| idle >= max)
+                || aged
+                || max_requests.is_some_and(|max| entry.requests >= max);
+            let verdict = if used_up {
+                Verdict::Retire
+            } else if learned.is_some_and(|learned| idle >= learned) {
+                if std::mem::take(&mut probe) {
+                    // Left to be reused past the learned limit, to test it.
+                    Verdict::Keep
+                } else {
                     retired_by_learned += 1;
-                    poison(&entry.capture);
-                    return false;
+                    Verdict::Retire
                 }
-                if protected.is_some_and(|stale_after| idle >= stale_after) {
-                    retired.for_unrepeatable += 1;
-                    poison(&entry.capture);
-                    return false;
-                }
-            }
-            if idle < forget_after {
-                return true;
-            }
-            // Forgotten. Retired too only when a limit of the policy says so (with `max_idle`
-            // set, it was idle longer than that), or when its host's connections are likely
-            // stale after this long: once forgotten, it could not be kept from a request that
-            // cannot be retried.
-            let likely_stale = || {
-                peers
-                    .iter()
-                    .find(|peer| peer.host == entry.host)
-                    .and_then(|peer| peer.stale_after(now))
-                    .is_some_and(|stale_after| idle >= stale_after)
+            } else if protected.is_some_and(|stale_after| idle >= stale_after) {
+                retired.for_unrepeatable += 1;
+                Verdict::Retire
+            } else if idle < forget_after {
+                Verdict::Keep
+            } else if max_idle.is_some()
+                || likely_stale.is_some_and(|stale_after| idle >= stale_after)
+            {
+                // Forgotten, and retired too: with `max_idle` set, it was idle longer than
+                // that; or its host's connections are likely stale after this long, and once
+                // forgotten it could not be kept from a request that cannot be retried.
+                Verdict::Retire
+            } else {
+                Verdict::Forget
             };
-            if max_idle.is_some() || aged || likely_stale() {
-                poison(&entry.capture);
+            match verdict {
+                Verdict::Keep => at += 1,
+                Verdict::Retire | Verdict::Forget => {
+                    if let Some(entry) = host.connections.remove(at) {
+                        if matches!(verdict, Verdict::Retire) {
+                            poison(&entry.capture);
+                        }
+                        self.entries -= 1;
+                    }
+                }
             }
-            false
-        });
-        let peer = peer_of(&mut self.peers, host);
+        }
         for _ in 0..retired_by_learned {
-            peer.idle.retired_by_limit();
+            host.idle.retired_by_limit();
         }
         if probe_due && !probe {
-            peer.idle.probed();
+            host.idle.probed();
         }
-        retired
+        Checkout {
+            host: Some(found.id),
+            retired,
+        }
     }
 
-    /// Records a request that got its response on connection `id`; retires the connection at
-    /// once if that request used up its age or request limit.
+    /// Records a request to the host of `host` that got its response on connection `id`;
+    /// retires the connection at once if that request used up its age or request limit.
     pub(super) fn completed<P: ConnectionPolicy>(
         &mut self,
+        host: HostId,
         id: ConnectionId,
-        host: &Host,
         capture: &CaptureConnection,
         started: Instant,
         now: Instant,
         policy: &P,
     ) {
-        let peer = peer_of(&mut self.peers, host);
-        peer.in_flight = peer.in_flight.saturating_sub(1);
-        peer.activity += 1;
-        let (activity, in_flight) = (peer.activity, peer.in_flight);
-        let index = match self.entries.iter().position(|entry| entry.id == id) {
+        let Some(record) = self.hosts.get_mut(host) else {
+            // Forgotten while the request was under way.
+            return;
+        };
+        record.in_flight = record.in_flight.saturating_sub(1);
+        record.activity += 1;
+        let mut entry = match record.position(id) {
             Some(index) => {
+                let Some(entry) = record.connections.remove(index) else {
+                    return;
+                };
                 // A reused connection: it worked after sitting idle this long.
-                let idle = started.saturating_duration_since(self.entries[index].idle_since);
-                peer.idle.worked_after(idle);
-                index
+                record
+                    .idle
+                    .worked_after(started.saturating_duration_since(entry.idle_since));
+                entry
             }
             None => {
                 if capture.connection_metadata().is_none() {
                     return;
                 }
-                if self.entries.len() >= MAX_ENTRIES {
-                    // Forgotten, not retired, like any connection the registry lets go of.
-                    self.entries.remove(0);
-                }
-                self.entries.push(Entry {
+                self.entries += 1;
+                Entry {
                     id,
-                    host: host.clone(),
                     capture: capture.clone(),
                     first_used: started,
                     idle_since: now,
-                    activity_when_idle: activity,
-                    in_flight_when_idle: in_flight,
+                    activity_when_idle: 0,
+                    in_flight_when_idle: 0,
                     requests: 0,
-                });
-                self.entries.len() - 1
+                }
             }
         };
-        let entry = &mut self.entries[index];
         entry.requests = entry.requests.saturating_add(1);
         entry.idle_since = now;
-        entry.activity_when_idle = activity;
-        entry.in_flight_when_idle = in_flight;
+        entry.activity_when_idle = record.activity;
+        entry.in_flight_when_idle = record.in_flight;
         let used_up = policy
             .max_requests()
             .is_some_and(|max| entry.requests >= max)
@@ -308,41 +390,72 @@ impl Registry {
                 .is_some_and(|max| now.saturating_duration_since(entry.first_used) >= max);
         if used_up {
             poison(&entry.capture);
-            self.entries.swap_remove(index);
+            self.entries -= 1;
+            return;
+        }
+        record.insert(entry);
+        if self.entries > MAX_ENTRIES {
+            self.make_room(host);
+        }
+    }
+
+    /// Forgets connections (not retiring them) until no more than [`MAX_ENTRIES`] are
+    /// tracked: those of the host used least recently, or, when that is `current`, its
+    /// connection idle longest.
+    fn make_room(&mut self, current: HostId) {
+        while self.entries > MAX_ENTRIES {
+            if self.hosts.oldest() == Some(current) {
+                let Some(record) = self.hosts.get_mut(current) else {
+                    return;
+                };
+                if record.connections.pop_front().is_none() {
+                    return;
+                }
+                self.entries -= 1;
+            } else {
+                match self.hosts.forget_oldest() {
+                    Some(forgotten) => self.entries -= forgotten.connections.len(),
+                    None => return,
+                }
+            }
         }
     }
 
     /// Records a failure the policy condemns on connection `id` (already poisoned by the
-    /// caller), as evidence about the host's peer. When the connection had been idle in the
-    /// pool before this request and the evidence says the peer dropped idle connections (see
-    /// the [module documentation](self)), retires the connections to the same host that have
-    /// been idle at least as long. Returns how many siblings were retired.
+    /// caller) of the host of `host`, as evidence about the host's peer. When the connection
+    /// had been idle in the pool before this request and the evidence says the peer dropped
+    /// idle connections (see the [module documentation](self)), retires the connections to the
+    /// same host that have been idle at least as long. Returns how many siblings were retired.
     pub(super) fn condemned<P: ConnectionPolicy>(
         &mut self,
         id: Option<ConnectionId>,
-        host: &Host,
+        host: HostId,
         started: Instant,
         policy: &P,
     ) -> usize {
-        self.ended(host);
-        let Some(index) = id.and_then(|id| self.entries.iter().position(|entry| entry.id == id))
+        let Some(record) = self.hosts.get_mut(host) else {
+            return 0;
+        };
+        record.in_flight = record.in_flight.saturating_sub(1);
+        let Some(failed) = id
+            .and_then(|id| record.position(id))
+            .and_then(|index| record.connections.remove(index))
         else {
             // A connection seen for the first time: it was new, not stale, so it says nothing
             // about its siblings.
             return 0;
         };
-        let failed = self.entries.swap_remove(index);
+        self.entries -= 1;
         let idle = started.saturating_duration_since(failed.idle_since);
-        let peer = peer_of(&mut self.peers, host);
-        let idle_timeout = peer.idle.suggests_idle_timeout(idle);
+        let idle_timeout = record.idle.suggests_idle_timeout(idle);
         // No other request to the host was in flight when the connection went idle, and none
         // started or got its response since: only this one started.
         let quiet = failed.in_flight_when_idle == 0
-            && peer.activity.saturating_sub(failed.activity_when_idle) <= 1;
-        let previous = peer.last_stale_failure.replace(started);
-        peer.idle.reset_after(idle);
+            && record.activity.saturating_sub(failed.activity_when_idle) <= 1;
+        let previous = record.last_stale_failure.replace(started);
+        record.idle.reset_after(idle);
         if idle >= MIN_LEARNED_IDLE {
-            peer.last_idle_reset = Some(started);
+            record.last_idle_reset = Some(started);
         }
         if !policy.evict_idle_siblings() {
             return 0;
@@ -351,83 +464,69 @@ impl Registry {
         // as old has completed a request since: one failure after another.
         let repeated = previous.is_some_and(|previous| {
             failed.idle_since <= previous
-                && !self.entries.iter().any(|entry| {
-                    entry.host == *host
-                        && entry.first_used <= previous
-                        && entry.idle_since > previous
-                })
+                && !record
+                    .connections
+                    .iter()
+                    .any(|entry| entry.first_used <= previous && entry.idle_since > previous)
         });
         if !(quiet || repeated || idle_timeout) {
             // One connection broke: its siblings are fine.
             return 0;
         }
-        let before = self.entries.len();
-        self.entries.retain(|entry| {
-            // Idle at least as long as the failed one: went idle no later than it did.
-            let suspect = entry.host == *host && entry.idle_since <= failed.idle_since;
-            if suspect {
+        // Idle at least as long as the failed one: went idle no later than it did, the first
+        // ones in the order they went idle.
+        let mut retired = 0;
+        while record
+            .connections
+            .front()
+            .is_some_and(|entry| entry.idle_since <= failed.idle_since)
+        {
+            if let Some(entry) = record.connections.pop_front() {
                 poison(&entry.capture);
+                retired += 1;
             }
-            !suspect
-        });
-        before - self.entries.len()
+        }
+        self.entries -= retired;
+        retired
     }
 
-    /// Records the end of a request to `host` that neither [`completed`](Self::completed) nor
-    /// was [`condemned`](Self::condemned).
-    pub(super) fn ended(&mut self, host: &Host) {
-        let peer = peer_of(&mut self.peers, host);
-        peer.in_flight = peer.in_flight.saturating_sub(1);
+    /// Records the end of a request to the host of `host` that neither
+    /// [`completed`](Self::completed) nor was [`condemned`](Self::condemned).
+    pub(super) fn ended(&mut self, host: HostId) {
+        if let Some(record) = self.hosts.get_mut(host) {
+            record.in_flight = record.in_flight.saturating_sub(1);
+        }
     }
 
     /// The number of connections tracked (for tests and debugging).
     pub(super) fn len(&self) -> usize {
-        self.entries.len()
+        self.entries
     }
 
-    /// The idle limit learned for `host` ([`ConnectionPolicy::learn_idle_timeout`]), if any, for
-    /// the diagnosis.
+    /// The idle limit learned for the host of `host` ([`ConnectionPolicy::learn_idle_timeout`]),
+    /// if any, for the diagnosis.
     pub(super) fn learned_idle<P: ConnectionPolicy>(
         &self,
-        host: &Host,
+        host: HostId,
         policy: &P,
     ) -> Option<Duration> {
-        self.peers
-            .iter()
-            .find(|peer| peer.host == *host)?
-            .learned_limit(policy)
+        self.hosts.get(host)?.learned_limit(policy)
     }
 
-    /// What connection `id` had done when a request started on it at `started`, for the
-    /// diagnosis; `None` when it is not tracked (new, or forgotten).
-    pub(super) fn facts(&self, id: ConnectionId, started: Instant) -> Option<ConnectionFacts> {
-        let entry = self.entries.iter().find(|entry| entry.id == id)?;
+    /// What connection `id` of the host of `host` had done when a request started on it at
+    /// `started`, for the diagnosis; `None` when it is not tracked (new, or forgotten).
+    pub(super) fn facts(
+        &self,
+        host: HostId,
+        id: ConnectionId,
+        started: Instant,
+    ) -> Option<ConnectionFacts> {
+        let record = self.hosts.get(host)?;
+        let entry = &record.connections[record.position(id)?];
         Some(ConnectionFacts {
             idle: started.saturating_duration_since(entry.idle_since),
             age: started.saturating_duration_since(entry.first_used),
             requests: entry.requests,
         })
     }
-}
-
-/// What is known of `host`'s peer, remembered from now on if it was not.
-fn peer_of<'a>(peers: &'a mut Vec<Peer>, host: &Host) -> &'a mut Peer {
-    let index = match peers.iter().position(|peer| peer.host == *host) {
-        Some(index) => index,
-        None => {
-            if peers.len() >= MAX_PEERS {
-                peers.remove(0);
-            }
-            peers.push(Peer {
-                host: host.clone(),
-                idle: IdleEvidence::default(),
-                activity: 0,
-                in_flight: 0,
-                last_stale_failure: None,
-                last_idle_reset: None,
-            });
-            peers.len() - 1
-        }
-    };
-    &mut peers[index]
 }

@@ -33,6 +33,11 @@ pub(crate) fn host_hash(seed: u64, uri: &Uri) -> u64 {
 }
 
 /// Mixes `bytes` (case folded) and their length into `hash`.
+///
+/// The length is mixed in after the multiply: xored into one of its operands, a difference of
+/// length could cancel a difference of the bytes (`host-122.test` and `host-1222.test` end in
+/// words that differ by 1 ^ 2 = 3, as do their lengths, 13 ^ 14), and the two reads of the
+/// short path are the same for `aaaaaaaaa` and `aaaaaaaaaa`.
 #[inline]
 fn add(hash: u64, bytes: &[u8]) -> u64 {
     let len = bytes.len();
@@ -46,9 +51,9 @@ fn add(hash: u64, bytes: &[u8]) -> u64 {
         }
         // The last sixteen bytes (overlapping the chunks when the length is not a multiple).
         let tail = &bytes[len - 16..];
-        return fold(read8(tail, 0) ^ hash, read8(tail, 8) ^ K1 ^ len as u64);
+        return fold(read8(tail, 0) ^ hash, read8(tail, 8) ^ K1) ^ len as u64;
     };
-    fold(a ^ hash, b ^ K1 ^ len as u64)
+    fold(a ^ hash, b ^ K1) ^ len as u64
 }
 
 /// Up to sixteen bytes as two words, every byte in at least one of them.
@@ -127,6 +132,39 @@ mod tests {
             ),
         ] {
             assert_eq!(hash(a), hash(b), "{a} and {b}");
+        }
+    }
+
+    #[test]
+    fn names_whose_bytes_and_lengths_differ_alike_hash_apart() {
+        // Their last words differ by 1 ^ 2 = 3, and their lengths by 13 ^ 14 = 3.
+        assert_ne!(
+            hash("http://host-122.test/"),
+            hash("http://host-1222.test/")
+        );
+        // The same two reads, of different lengths.
+        assert_ne!(hash("http://aaaaaaaaa/"), hash("http://aaaaaaaaaa/"));
+        assert_ne!(hash("http://aaaaa/"), hash("http://aaaaaa/"));
+        assert_ne!(
+            hash("http://aaaaaaaaaaaaaaaaa/"),
+            hash("http://aaaaaaaaaaaaaaaaaa/")
+        );
+    }
+
+    #[test]
+    fn thousands_of_numbered_hosts_hash_apart() {
+        let mut seen = std::collections::HashMap::new();
+        for shape in [
+            "http://host-{}.test/",
+            "http://{}.example:8080/",
+            "http://10.0.{}/",
+        ] {
+            for n in 0..20_000 {
+                let uri = shape.replace("{}", &n.to_string());
+                if let Some(earlier) = seen.insert(hash(&uri), uri.clone()) {
+                    panic!("{earlier} and {uri} hash alike");
+                }
+            }
         }
     }
 

@@ -292,7 +292,12 @@ impl Restart {
                 .collect();
             assert!(
                 died_gets.iter().all(|sent| sent.result.is_ok()),
-                "{line}: every GET in flight is retried"
+                "{line}: every GET in flight is retried: {:?}",
+                died_gets
+                    .iter()
+                    .filter(|sent| sent.result.is_err())
+                    .map(|sent| self.describe(sent))
+                    .collect::<Vec<_>>()
             );
         } else {
             // Past the window: each failure is the connection refused, at about the window.

@@ -13,7 +13,6 @@ use tower_service::Service;
 use super::hosts::{Ended, Start};
 use super::Shared;
 use crate::classify::{ClassifyError, StandardClassifier};
-use crate::fresh_connection::host::Host;
 use crate::fresh_connection::policy::{condemning_failure, ConnectionPolicy, StandardConnections};
 
 pin_project! {
@@ -46,16 +45,14 @@ pin_project! {
 /// request dropped before it ended is counted out too.
 pub(super) struct Watch<F> {
     shared: Arc<Shared<F>>,
-    host: Host,
     start: Start,
     ended: bool,
 }
 
 impl<F> Watch<F> {
-    pub(super) fn new(shared: Arc<Shared<F>>, host: Host, start: Start) -> Self {
+    pub(super) fn new(shared: Arc<Shared<F>>, start: Start) -> Self {
         Self {
             shared,
-            host,
             start,
             ended: false,
         }
@@ -63,9 +60,7 @@ impl<F> Watch<F> {
 
     fn end(mut self, ended: Ended) {
         self.ended = true;
-        self.shared
-            .hosts
-            .ended(&self.host, self.start, Instant::now(), ended);
+        self.shared.hosts.ended(self.start, Instant::now(), ended);
     }
 }
 
@@ -74,7 +69,7 @@ impl<F> Drop for Watch<F> {
         if !self.ended {
             self.shared
                 .hosts
-                .ended(&self.host, self.start, Instant::now(), Ended::Other);
+                .ended(self.start, Instant::now(), Ended::Other);
         }
     }
 }

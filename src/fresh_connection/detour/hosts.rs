@@ -13,21 +13,21 @@
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use http::Uri;
 use tokio::time::Instant;
 
-use crate::fresh_connection::host::Host;
+use crate::fresh_connection::host_map::{HostId, HostMap};
 use crate::fresh_connection::idle_evidence::{IdleEvidence, MIN_LEARNED_IDLE};
 
-/// At most this many hosts are remembered; the first remembered are forgotten first.
-const MAX_HOSTS: usize = 1024;
+/// At most this many hosts are remembered; the host used least recently is forgotten first.
+const MAX_HOSTS: usize = 4096;
 /// How long a failure after a quiet time keeps requests not safe to repeat off the host's
 /// pool, when nothing renews or contradicts it (as for the pooled strategy).
 const STALE_EVIDENCE_LASTS: Duration = Duration::from_secs(600);
 
 /// One host's record.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct Quiet {
-    host: Host,
     /// When the host's last request through the primary got its response.
     last_end: Option<Instant>,
     /// Requests to the host in flight through the primary.
@@ -41,15 +41,26 @@ struct Quiet {
 }
 
 /// The hosts a detour strategy has sent requests to; shared by the clones of one service.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Hosts {
-    hosts: Mutex<Vec<Quiet>>,
+    hosts: Mutex<HostMap<Quiet>>,
+}
+
+impl Default for Hosts {
+    fn default() -> Self {
+        Self {
+            hosts: Mutex::new(HostMap::new(MAX_HOSTS)),
+        }
+    }
 }
 
 /// What a request through the primary found when it started, for the evidence it gives when it
 /// ends.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Start {
+    /// Where the host's record is (`None`: none is kept, for a host whose hash collides with
+    /// another's).
+    host: Option<HostId>,
     started: Instant,
     /// The host's quiet time, when the request was the only one in flight to it and the pool
     /// likely held a connection for it: about the idle time of the connection it gets.
@@ -68,18 +79,25 @@ pub(super) enum Ended {
 }
 
 impl Hosts {
-    fn lock(&self) -> MutexGuard<'_, Vec<Quiet>> {
+    fn lock(&self) -> MutexGuard<'_, HostMap<Quiet>> {
         // Every update is a single step on plain data: consistent whatever panicked.
         self.hosts.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Decides where a request to `host` goes at `now`: `None` when it must take a new
+    /// Decides where a request to `uri`'s host goes at `now`: `None` when it must take a new
     /// connection (it is not safe to repeat, and every pooled connection to the host has been
     /// idle past where the evidence says they are likely stale), else `Some` with what it
     /// found, and the request is counted in flight through the primary.
-    pub(super) fn start(&self, host: &Host, now: Instant, repeatable: bool) -> Option<Start> {
+    pub(super) fn start(&self, uri: &Uri, now: Instant, repeatable: bool) -> Option<Start> {
         let mut hosts = self.lock();
-        let quiet = quiet_of(&mut hosts, host);
+        let Some(found) = hosts.touch(uri) else {
+            return Some(Start {
+                host: None,
+                started: now,
+                alone_after: None,
+            });
+        };
+        let quiet = found.record;
         let quiet_for = quiet.last_end.map(|end| now.saturating_duration_since(end));
         if !repeatable {
             let stale_after = quiet
@@ -95,17 +113,21 @@ impl Hosts {
         let alone = quiet.in_flight == 0 && quiet.holds_connection;
         quiet.in_flight += 1;
         Some(Start {
+            host: Some(found.id),
             started: now,
             alone_after: quiet_for.filter(|_| alone),
         })
     }
 
-    /// Records the end at `now` of a request to `host` that went through the primary. A
+    /// Records the end at `now` of a request that went through the primary. A
     /// response ends the host's quiet time; a failure does not (the other pooled connections
     /// stay as idle as they were).
-    pub(super) fn ended(&self, host: &Host, start: Start, now: Instant, ended: Ended) {
+    pub(super) fn ended(&self, start: Start, now: Instant, ended: Ended) {
         let mut hosts = self.lock();
-        let quiet = quiet_of(&mut hosts, host);
+        // A host forgotten while the request was in flight is known afresh from its next one.
+        let Some(quiet) = start.host.and_then(|host| hosts.get_mut(host)) else {
+            return;
+        };
         quiet.in_flight = quiet.in_flight.saturating_sub(1);
         match (ended, start.alone_after) {
             // The connection that carried it is back in the pool, fresh. A failure leaves the
@@ -131,34 +153,12 @@ impl Hosts {
     }
 }
 
-/// `host`'s record, made if there was none.
-fn quiet_of<'a>(hosts: &'a mut Vec<Quiet>, host: &Host) -> &'a mut Quiet {
-    let index = match hosts.iter().position(|quiet| quiet.host == *host) {
-        Some(index) => index,
-        None => {
-            if hosts.len() >= MAX_HOSTS {
-                hosts.remove(0);
-            }
-            hosts.push(Quiet {
-                host: host.clone(),
-                last_end: None,
-                in_flight: 0,
-                holds_connection: false,
-                idle: IdleEvidence::default(),
-                last_idle_reset: None,
-            });
-            hosts.len() - 1
-        }
-    };
-    &mut hosts[index]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn host() -> Host {
-        Host::of(&"http://example.com/".parse().unwrap())
+    fn host() -> Uri {
+        "http://example.com/".parse().unwrap()
     }
 
     fn s(secs: u64) -> Duration {
@@ -168,7 +168,7 @@ mod tests {
     /// A request through the primary that started at `at` and ended at once as `ended`.
     fn request(hosts: &Hosts, at: Instant, ended: Ended) {
         let start = hosts.start(&host(), at, true).expect("through the primary");
-        hosts.ended(&host(), start, at, ended);
+        hosts.ended(start, at, ended);
     }
 
     /// Whether a request not safe to repeat goes through the primary at `at` (it then stays in
@@ -206,9 +206,9 @@ mod tests {
         let a = hosts.start(&host(), t0 + s(2), true).unwrap();
         let b = hosts.start(&host(), t0 + s(2), true).unwrap();
         // `a` was alone when it started, `b` was not.
-        hosts.ended(&host(), b, t0 + s(2), Ended::Condemned);
+        hosts.ended(b, t0 + s(2), Ended::Condemned);
         assert!(post_goes_to_the_primary(&hosts, t0 + s(4)), "no evidence");
-        hosts.ended(&host(), a, t0 + s(2), Ended::Condemned);
+        hosts.ended(a, t0 + s(2), Ended::Condemned);
         assert!(!post_goes_to_the_primary(&hosts, t0 + s(5)));
     }
 
@@ -231,5 +231,49 @@ mod tests {
         let (hosts, t0) = reset_after_two_seconds();
         assert!(!post_goes_to_the_primary(&hosts, t0 + s(601)));
         assert!(post_goes_to_the_primary(&hosts, t0 + s(603)));
+    }
+
+    /// A request safe to repeat to `uri` at `at` that ends without evidence: the host is used,
+    /// nothing is learned.
+    fn touch(hosts: &Hosts, uri: &Uri, at: Instant) {
+        let start = hosts.start(uri, at, true).expect("through the primary");
+        hosts.ended(start, at, Ended::Other);
+    }
+
+    fn other(n: usize) -> Uri {
+        format!("http://host-{n}.test/").parse().unwrap()
+    }
+
+    #[test]
+    fn a_host_in_steady_use_keeps_its_evidence_while_thousands_of_others_come_and_go() {
+        let (hosts, t0) = reset_after_two_seconds();
+        for n in 0..MAX_HOSTS + 100 {
+            touch(&hosts, &other(n), t0 + s(3));
+            if n % 1000 == 0 {
+                touch(&hosts, &host(), t0 + s(3));
+            }
+        }
+        assert!(
+            !post_goes_to_the_primary(&hosts, t0 + s(4)),
+            "the evidence of the host in use was kept"
+        );
+    }
+
+    #[test]
+    fn a_host_pushed_out_by_others_is_known_afresh() {
+        let (hosts, t0) = reset_after_two_seconds();
+        for n in 0..MAX_HOSTS {
+            touch(&hosts, &other(n), t0 + s(3));
+        }
+        assert!(
+            post_goes_to_the_primary(&hosts, t0 + s(4)),
+            "forgotten, with its evidence"
+        );
+        let upper: Uri = "http://EXAMPLE.com/".parse().unwrap();
+        let (hosts, t0) = reset_after_two_seconds();
+        assert!(
+            hosts.start(&upper, t0 + s(4), false).is_none(),
+            "names that differ in case are one host"
+        );
     }
 }

@@ -16,7 +16,6 @@ use tower_service::Service;
 
 use self::future::Watch;
 use self::hosts::Hosts;
-use super::host::Host;
 use super::layer::{DetourTo, FreshConnectionLayer};
 use super::policy::{ConnectionPolicy, StandardConnections};
 use crate::attempt::{AttemptRecord, AttemptRequest};
@@ -235,11 +234,10 @@ where
             return DetourFuture::detour(self.detour.clone(), request);
         }
         let watch = if policy.protect_unrepeatable() {
-            let host = Host::of(request.uri());
             let now = Instant::now();
             let repeatable = policy.is_safe_to_repeat(&request);
-            match self.shared.hosts.start(&host, now, repeatable) {
-                Some(start) => Some(Watch::new(self.shared.clone(), host, start)),
+            match self.shared.hosts.start(request.uri(), now, repeatable) {
+                Some(start) => Some(Watch::new(self.shared.clone(), start)),
                 None => {
                     event!(
                         debug,

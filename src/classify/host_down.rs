@@ -1,6 +1,5 @@
 //! Telling "nothing answers at that address" apart from the other connection failures.
 
-use std::any::Any;
 use std::error::Error;
 use std::io;
 
@@ -45,17 +44,6 @@ pub fn is_host_down(error: &(dyn Error + 'static)) -> bool {
         link.downcast_ref::<io::Error>()
             .is_some_and(|io| is_host_down_kind(io.kind()))
     })
-}
-
-/// [`is_host_down`] for an error of any type the layers pass around: a `BoxError` (what
-/// `Backoff` returns) or an `io::Error`; `false` for other types.
-pub(crate) fn is_host_down_any<E: Any>(error: &E) -> bool {
-    let any: &dyn Any = error;
-    if let Some(boxed) = any.downcast_ref::<tower::BoxError>() {
-        return is_host_down(&**boxed);
-    }
-    any.downcast_ref::<io::Error>()
-        .is_some_and(|io| is_host_down(io))
 }
 
 /// The io error kinds that say nothing answers at the address.

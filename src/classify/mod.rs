@@ -53,7 +53,6 @@ mod standard;
 mod statuses;
 
 pub use self::host_down::is_host_down;
-pub(crate) use self::host_down::is_host_down_any;
 pub use self::responses::{classify_response_fn, ClassifyResponseFn, WithResponses};
 pub use self::standard::StandardClassifier;
 pub use self::statuses::{RetryStatuses, RetryStatusesBuilder};

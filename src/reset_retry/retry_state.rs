@@ -32,7 +32,7 @@ use crate::attempt::{
     AttemptAbandoned, AttemptHistory, AttemptRecord, AttemptRequest, AttemptResponse,
     AttemptSummary, HistoryObserver, Notes, StopReason,
 };
-use crate::classify::{is_host_down_any, ClassifyError, ClassifyResponse, FailureClass};
+use crate::classify::{ClassifyError, ClassifyResponse, FailureClass};
 use crate::hint::ServerHint;
 #[cfg(feature = "tracing")]
 use crate::trace;
@@ -464,14 +464,11 @@ where
         if uncounted {
             self.uncounted += 1;
         }
-        // The host refused the connection: the next attempt may wait for it, and the host may
-        // refuse it too without it counting; a copy is kept for the one after.
-        let host_down = result.as_ref().err().is_some_and(is_host_down_any);
         if reported.ride_out_over {
             self.give_up(StopReason::HostDown);
             return AttemptEnd::Done(self.finish(result, StopReason::HostDown));
         }
-        match self.prepare_retry(failure, hint, result.as_ref().ok(), uncounted, host_down) {
+        match self.prepare_retry(failure, hint, result.as_ref().ok(), uncounted) {
             Ok(()) => {
                 self.retried_mut().held = Some(result);
                 AttemptEnd::Retry
@@ -485,15 +482,13 @@ where
 
     /// Prepares the request of the next attempt, or says why there is none. `response` is the
     /// response the failed attempt ended with, if it ended with one; `uncounted`, whether a
-    /// host that `Backoff` rides out refused it; `host_down`, whether its connection was
-    /// refused.
+    /// host that `Backoff` rides out refused it.
     fn prepare_retry(
         &mut self,
         failure: FailureClass,
         hint: Option<ServerHint>,
         response: Option<&S::Response>,
         uncounted: bool,
-        host_down: bool,
     ) -> Result<(), StopReason> {
         let attempt = self.attempt;
         // The attempts that count: those a ridden-out host refused do not.
@@ -534,13 +529,13 @@ where
         }
 
         let next = attempt + 1;
-        // Keep the copy while more attempts may follow (after a refused connection they may:
-        // the next refusal may not count); the last attempt takes it.
-        let clone = if counted + 1 < self.max_attempts || host_down {
-            self.cloner.clone_request(copy)
-        } else {
-            None
-        };
+        // Keep the copy while more attempts may follow. One may even after the last attempt
+        // that counts: if that attempt's connection is refused by a host that `Backoff` rides
+        // out, it does not count, and the request waits for the host with the copy (without
+        // one, a restart that catches a request on its last attempt ends it with the refusal,
+        // although the host is back within the window). A copy that cannot be cloned goes
+        // with this attempt.
+        let clone = self.cloner.clone_request(copy);
         let mut request = match clone {
             Some(request) => request,
             None => self.copy.take().ok_or(StopReason::BodyNotReplayable)?,

@@ -267,12 +267,23 @@ async fn a_retry_the_host_refuses_does_not_count_and_waits_for_it() {
     let counted: Vec<bool> = history.summaries().iter().map(|s| s.counted()).collect();
     assert_eq!(counted, [true, false, false, true]);
 
-    // With two attempts, the retry is the last: no copy is left to send another, so its
-    // refusal counts and ends the request.
+    // With two attempts, the retry is the last that counts; a copy is kept all the same, so
+    // that its refusal does not count either and the request waits for the host (before, the
+    // refusal of a request's last attempt ended it, the host back or not).
     let layer = ServiceBuilder::new()
         .layer(retry(2))
         .layer(backoff(ride_out(2000, 10, 80)));
-    let mut request = down("/b");
+    let script = vec![fail(RESET, "reset"), fail(REFUSED, "refused"), status(200)];
+    let run = send(&layer, down("/b"), script).await;
+    assert_eq!(run.status(), 200);
+    let history = run.response().extensions().get::<AttemptHistory>().unwrap();
+    let counted: Vec<bool> = history.summaries().iter().map(|s| s.counted()).collect();
+    assert_eq!(counted, [true, false, true]);
+
+    // Without `Backoff`, nothing rides the host out: the refusal of the last attempt counts and
+    // ends the request.
+    let layer = ServiceBuilder::new().layer(retry(2));
+    let mut request = down("/c");
     let observer = HistoryObserver::attach(&mut request);
     let script = vec![fail(RESET, "reset"), fail(REFUSED, "refused")];
     let run = send(&layer, request, script).await;

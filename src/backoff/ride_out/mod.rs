@@ -25,7 +25,10 @@
 //! * **Not counted**: a retry that the host refuses meanwhile (the probe, or the retry that
 //!   found the host down) does not count against `max_attempts` nor spend the retry budget: a
 //!   refused connection cost the server nothing, the request goes back to waiting, and the
-//!   window bounds how long. A request's last attempt (no copy left to send another) counts.
+//!   window bounds how long. That holds for the last attempt that counts too: `ResetRetry`
+//!   keeps a copy of the request while it retries, so that a restart that catches a request on
+//!   its last attempt does not end it with the refusal. An attempt with no copy left to send
+//!   another (a body that cannot be replayed twice) counts.
 //! * **Released, spread**: when an attempt sent while the host was down (the probe, or one sent
 //!   at the end of its window) gets an answer, the waiting requests are released oldest first,
 //!   2 ms apart at most and within the [release spread](RideOutBuilder::release_spread), so

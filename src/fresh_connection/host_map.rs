@@ -63,6 +63,8 @@ pub(super) struct Found<'a, T> {
     pub(super) id: HostId,
     pub(super) record: &'a mut T,
     /// The record of the host forgotten to make room for this one.
+    // Read by the pooled strategy (hyper-util) only.
+    #[cfg_attr(not(feature = "hyper-util"), allow(dead_code))]
     pub(super) forgotten: Option<T>,
 }
 
@@ -113,6 +115,7 @@ impl<T: Default> HostMap<T> {
     }
 
     /// The record of the host of `id`, unless it was forgotten since.
+    #[cfg_attr(not(feature = "hyper-util"), allow(dead_code))]
     pub(super) fn get(&self, id: HostId) -> Option<&T> {
         let slot = self.slots.get(id.slot as usize)?;
         (slot.generation == id.generation).then_some(&slot.record)
@@ -125,6 +128,7 @@ impl<T: Default> HostMap<T> {
     }
 
     /// The least recently used host.
+    #[cfg_attr(not(feature = "hyper-util"), allow(dead_code))]
     pub(super) fn oldest(&self) -> Option<HostId> {
         let slot = self.slots.get(self.oldest as usize)?;
         Some(HostId {

@@ -19,12 +19,19 @@
 //!   connection past it is left to be reused, so that the limit is tested: if it works, the
 //!   resets it contradicts are cancelled (an isolated reset is forgotten), and if it is reset,
 //!   that is one more reset for the evidence.
+//!
+//! For requests not safe to repeat one reset is evidence enough ([`stale_at`]), for a while
+//! ([`STALE_EVIDENCE_LASTS`]).
+//!
+//! [`stale_at`]: IdleEvidence::stale_at
 
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 /// Resets after less idle time than this are not taken as an idle timeout: a connection reset
 /// after a few milliseconds idle was reset for another reason.
-pub(super) const MIN_LEARNED_IDLE: Duration = Duration::from_millis(200);
+const MIN_LEARNED_IDLE: Duration = Duration::from_millis(200);
 /// Resets, not contradicted, needed before a limit is learned.
 const MIN_RESETS: usize = 2;
 /// Resets kept as evidence, the most recent ones.
@@ -34,6 +41,11 @@ const MAX_RESETS: usize = 4;
 const TOLERANCE: f64 = 0.25;
 /// Connections retired by the learned limit before one is left past it, to test it.
 pub(super) const PROBE_AFTER: u32 = 16;
+/// How long a reset after an idle time keeps requests not safe to repeat off the host's
+/// connections idle about as long, when nothing renews or contradicts it: long enough to span
+/// the gaps of a client that sends a request every few minutes, short enough that an isolated
+/// reset does not cost such requests a new connection each for ever.
+const STALE_EVIDENCE_LASTS: Duration = Duration::from_secs(600);
 
 /// The evidence about one host's idle timeout.
 #[derive(Debug, Default)]
@@ -45,6 +57,8 @@ pub(super) struct IdleEvidence {
     longest_ok: Duration,
     /// Connections retired by the learned limit since the last reset or probe.
     retired: u32,
+    /// When the request started whose reset was the last long enough to be evidence.
+    last_reset_started: Option<Instant>,
 }
 
 fn about_the_same_or_less(idle: Duration, than: Duration) -> bool {
@@ -52,8 +66,17 @@ fn about_the_same_or_less(idle: Duration, than: Duration) -> bool {
 }
 
 impl IdleEvidence {
+    /// A reused connection was reset after sitting idle for `idle`, on a request that started
+    /// at `started`.
+    pub(super) fn reset_at(&mut self, idle: Duration, started: Instant) {
+        if idle >= MIN_LEARNED_IDLE {
+            self.last_reset_started = Some(started);
+        }
+        self.reset_after(idle);
+    }
+
     /// A reused connection was reset after sitting idle for `idle`.
-    pub(super) fn reset_after(&mut self, idle: Duration) {
+    fn reset_after(&mut self, idle: Duration) {
         if idle < MIN_LEARNED_IDLE {
             return;
         }
@@ -97,6 +120,16 @@ impl IdleEvidence {
     pub(super) fn stale_after(&self) -> Option<Duration> {
         let shortest_reset = self.resets.iter().min()?;
         Some(self.longest_ok.max(*shortest_reset / 2))
+    }
+
+    /// [`stale_after`](Self::stale_after) at `now`, while the evidence of the last reset lasts
+    /// ([`STALE_EVIDENCE_LASTS`] from the start of its request).
+    pub(super) fn stale_at(&self, now: Instant) -> Option<Duration> {
+        let reset = self.last_reset_started?;
+        if now.saturating_duration_since(reset) >= STALE_EVIDENCE_LASTS {
+            return None;
+        }
+        self.stale_after()
     }
 
     /// Whether the next connection past the learned limit should be left to be reused, to

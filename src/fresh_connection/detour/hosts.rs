@@ -17,13 +17,10 @@ use http::Uri;
 use tokio::time::Instant;
 
 use crate::fresh_connection::host_map::{HostId, HostMap};
-use crate::fresh_connection::idle_evidence::{IdleEvidence, MIN_LEARNED_IDLE};
+use crate::fresh_connection::idle_evidence::IdleEvidence;
 
 /// At most this many hosts are remembered; the host used least recently is forgotten first.
 const MAX_HOSTS: usize = 4096;
-/// How long a failure after a quiet time keeps requests not safe to repeat off the host's
-/// pool, when nothing renews or contradicts it (as for the pooled strategy).
-const STALE_EVIDENCE_LASTS: Duration = Duration::from_secs(600);
 
 /// One host's record.
 #[derive(Debug, Default)]
@@ -36,8 +33,6 @@ struct Quiet {
     /// through the primary that ended got its response (a failure discards its connection).
     holds_connection: bool,
     idle: IdleEvidence,
-    /// When the last request started that failed after a quiet time long enough to be evidence.
-    last_idle_reset: Option<Instant>,
 }
 
 /// The hosts a detour strategy has sent requests to; shared by the clones of one service.
@@ -100,11 +95,7 @@ impl Hosts {
         let quiet = found.record;
         let quiet_for = quiet.last_end.map(|end| now.saturating_duration_since(end));
         if !repeatable {
-            let stale_after = quiet
-                .last_idle_reset
-                .filter(|reset| now.saturating_duration_since(*reset) < STALE_EVIDENCE_LASTS)
-                .and_then(|_| quiet.idle.stale_after());
-            if let (Some(stale_after), Some(quiet_for)) = (stale_after, quiet_for) {
+            if let (Some(stale_after), Some(quiet_for)) = (quiet.idle.stale_at(now), quiet_for) {
                 if quiet_for >= stale_after {
                     return None;
                 }
@@ -142,10 +133,7 @@ impl Hosts {
             (Ended::Condemned, alone_after) => {
                 quiet.holds_connection = false;
                 if let Some(idle) = alone_after {
-                    quiet.idle.reset_after(idle);
-                    if idle >= MIN_LEARNED_IDLE {
-                        quiet.last_idle_reset = Some(start.started);
-                    }
+                    quiet.idle.reset_at(idle, start.started);
                 }
             }
             (Ended::Other, _) => {}

@@ -27,7 +27,7 @@
 //! longer, is forgotten: its entry goes, so that the entries of connections the pool has long
 //! dropped do not pile up. Forgetting does not retire the connection (unless a limit of the policy
 //! says so, or its host's connections are likely stale after as long: see
-//! [`HostRecord::stale_after`]): with no limit set, a connection idle for an hour is reused as the
+//! [`IdleEvidence::stale_at`]): with no limit set, a connection idle for an hour is reused as the
 //! pool would reuse it without this layer. If a forgotten connection is used again it is tracked
 //! afresh, its age and request count starting from that request. A host's connections are
 //! looked at when a request to that host starts, before it checks a connection out, so that a
@@ -60,8 +60,8 @@
 //!
 //! # Requests not safe to repeat
 //!
-//! The same resets say where a host's connections are likely stale ([`Peer::stale_after`]):
-//! from one reset on (not two, as for learning), while it lasts ([`STALE_EVIDENCE_LASTS`]). A
+//! The same resets say where a host's connections are likely stale ([`IdleEvidence::stale_at`]):
+//! from one reset on (not two, as for learning), for ten minutes after it. A
 //! request not safe to repeat retires, before it checks a connection out, the host's
 //! connections idle that long; a request safe to repeat does not, and may test the evidence.
 
@@ -75,7 +75,7 @@ use tokio::time::Instant;
 
 use crate::diagnose::ConnectionFacts;
 use crate::fresh_connection::host_map::{HostId, HostMap};
-use crate::fresh_connection::idle_evidence::{IdleEvidence, MIN_LEARNED_IDLE};
+use crate::fresh_connection::idle_evidence::IdleEvidence;
 use crate::fresh_connection::policy::ConnectionPolicy;
 
 /// A connection's identity: its two socket addresses, from hyper-util's `HttpInfo`.
@@ -111,9 +111,6 @@ struct HostRecord {
     in_flight: u64,
     /// When the last request that failed on a reused connection to the host started.
     last_stale_failure: Option<Instant>,
-    /// When the last request started that failed on a reused connection idle long enough to be
-    /// evidence of an idle timeout ([`IdleEvidence::reset_after`]).
-    last_idle_reset: Option<Instant>,
     /// The host's connections, in the order they went idle: the one idle longest first.
     connections: VecDeque<Entry>,
 }
@@ -127,16 +124,6 @@ impl HostRecord {
             .then(|| self.idle.limit())
             .flatten()
             .filter(|learned| policy.max_idle().is_none_or(|max| *learned < max))
-    }
-
-    /// The idle time past which the host's connections are likely stale, while the evidence of
-    /// its last idle reset lasts ([`STALE_EVIDENCE_LASTS`]).
-    fn stale_after(&self, now: Instant) -> Option<Duration> {
-        let reset = self.last_idle_reset?;
-        if now.saturating_duration_since(reset) >= STALE_EVIDENCE_LASTS {
-            return None;
-        }
-        self.idle.stale_after()
     }
 
     /// Where connection `id` is among the host's connections: looked for from the connection
@@ -166,11 +153,6 @@ const MAX_ENTRIES: usize = 4096;
 /// At most this many hosts are remembered (a few hundred bytes each, without their
 /// connections); the host used least recently is forgotten first, with its connections.
 const MAX_HOSTS: usize = 4096;
-/// How long a reset after an idle time keeps requests not safe to repeat off the host's
-/// connections idle about as long, when nothing renews or contradicts it: long enough to span
-/// the gaps of a client that sends a request every few minutes, short enough that an isolated
-/// reset does not cost such requests a new connection each for ever.
-const STALE_EVIDENCE_LASTS: Duration = Duration::from_secs(600);
 
 /// The connections of one pool; shared by every clone of a layer's service.
 #[derive(Debug)]
@@ -258,7 +240,7 @@ impl Registry {
         // after all, the request is retried.
         let probe_due = repeatable && learned.is_some() && host.idle.probe_due();
         let mut probe = probe_due;
-        let likely_stale = host.stale_after(now);
+        let likely_stale = host.idle.stale_at(now);
         // Where the host's connections are likely stale, for a request that cannot be retried.
         let protected = likely_stale.filter(|_| !repeatable && policy.protect_unrepeatable());
         let mut retired = Retired {
@@ -453,10 +435,7 @@ impl Registry {
         let quiet = failed.in_flight_when_idle == 0
             && record.activity.saturating_sub(failed.activity_when_idle) <= 1;
         let previous = record.last_stale_failure.replace(started);
-        record.idle.reset_after(idle);
-        if idle >= MIN_LEARNED_IDLE {
-            record.last_idle_reset = Some(started);
-        }
+        record.idle.reset_at(idle, started);
         if !policy.evict_idle_siblings() {
             return 0;
         }
